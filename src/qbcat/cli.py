@@ -1,12 +1,18 @@
-"""Command line: ``qbcat simulate``, ``qbcat params`` (``qbcat --help`` lists every command).
+"""Command line (``qbcat --help`` lists every command):
+
+- ``qbcat simulate``, ``qbcat params``: one point, and the parameter table;
+- ``qbcat manifest``, ``qbcat verify DIR``, ``qbcat info FILE``, ``qbcat export``: sharing results
+  (see qbcat.manifest and qbcat.share).
 
 Errors are one line naming the offending parameter or file, with exit status 2, and are raised
-before any simulation starts; an output file is only ever written whole.
+before any simulation starts; an output file is only ever written whole. ``qbcat verify`` exits
+with status 1 and one line per bad file when the folder does not match its manifest.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import yaml
@@ -21,7 +27,7 @@ def _load_parameter_file(path: str) -> dict:
     except OSError as exc:
         raise ParameterError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise ParameterError(f"{path}: not valid YAML ({exc})") from None
+        raise ParameterError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -57,6 +63,51 @@ def cmd_params(args) -> int:
     return 0
 
 
+def cmd_manifest(args) -> int:
+    from .manifest import write_manifest
+
+    path = write_manifest(args.results, include_points=args.include_points, output=args.output)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .manifest import verify
+
+    problems, counts = verify(args.directory,
+                              progress=lambda msg: print(f"qbcat verify: {msg}", file=sys.stderr))
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"qbcat verify: {len(problems)} bad file(s) in {args.directory}", file=sys.stderr)
+        return 1
+    detail = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    print(f"OK: {args.directory} matches its manifest ({sum(counts.values())} files: {detail or 'none'})")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .manifest import ManifestError
+    from .share import info_text
+
+    try:
+        text = info_text(args.file)
+    except Exception as exc:  # not a file, not NetCDF, ...: one line naming the file
+        reason = f"{type(exc).__name__}: {exc}"
+        raise ManifestError(f"{args.file}: cannot be read as a dataset ({reason})") from None
+    print(text)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .share import export
+
+    path = export(args.output, args.results, args.config,
+                  progress=lambda msg: print(f"qbcat export: {msg}", file=sys.stderr))
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qbcat", description="Catalysis-enhanced qubit quantum battery (SPEC.md conventions)."
@@ -72,17 +123,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     par = sub.add_parser("params", help="list every parameter with its default and rule")
     par.set_defaults(func=cmd_params)
+
+    man = sub.add_parser("manifest", help="write DIR/manifest.json: checksums, sizes, dimensions and "
+                         "parameter ranges of every shared file")
+    man.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    man.add_argument("--include-points", action="store_true",
+                     help="also checksum (and later verify) every point dataset, not only list it")
+    man.add_argument("-o", "--output", metavar="FILE", help="manifest path (default: DIR/manifest.json)")
+    man.set_defaults(func=cmd_manifest)
+
+    ver = sub.add_parser("verify", help="check DIR against DIR/manifest.json and the data contract; "
+                         "one line per missing, altered or malformed file")
+    ver.add_argument("directory", metavar="DIR", help="a results folder or an unpacked export")
+    ver.set_defaults(func=cmd_verify)
+
+    inf = sub.add_parser("info", help="readable summary of a dataset: parameters, dimensions, "
+                         "variables, provenance, sanity numbers")
+    inf.add_argument("file", metavar="FILE", help="a point, sweep or analysis NetCDF file")
+    inf.set_defaults(func=cmd_info)
+
+    exp = sub.add_parser("export", help="bundle sweeps, analyses, figures, claims, config and a "
+                         "manifest into one .tar.gz")
+    exp.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    exp.add_argument("--config", metavar="FILE", help="the study's config (default: config/config.yaml)")
+    exp.add_argument("-o", "--output", required=True, metavar="ARCHIVE.tar.gz", help="archive to write")
+    exp.set_defaults(func=cmd_export)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .manifest import ManifestError
+
     try:
         return args.func(args)
-    except ParameterError as exc:
+    except (ParameterError, ManifestError) as exc:
         print(f"qbcat: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # SimulationError and I/O errors: one line, no traceback
         from .solve import SimulationError
 

@@ -104,10 +104,13 @@ def _coerce(p: Parameter, value: Any) -> Any:
         return value
     if not isinstance(value, (int, float)):
         raise ParameterError(f"{p.name}: expected a number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range, e.g. a 400-digit YAML integer
+        raise ParameterError(f"{p.name}: must be finite, got an integer too large for a float") from None
     if not math.isfinite(value):
         raise ParameterError(f"{p.name}: must be finite, got {value!r}")
-    return value
+    return value + 0.0  # -0.0 -> 0.0: the same physics must give the same point id
 
 
 def _check_rule(p: Parameter, value: Any) -> None:
@@ -128,7 +131,7 @@ def validate(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     a wrong type, a non-finite value or a broken rule.
     """
     overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(PARAMETERS))
+    unknown = sorted(set(overrides) - set(PARAMETERS), key=str)  # YAML keys need not be strings
     if unknown:
         raise ParameterError(
             f"{unknown[0]}: unknown parameter (known: {', '.join(PARAMETERS)})"

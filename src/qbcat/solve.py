@@ -8,6 +8,7 @@ partial trace is taken in Python. Output normalisation is off, so a trace error 
 from __future__ import annotations
 
 import time as _time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,7 +76,12 @@ def simulate(params: dict | None = None) -> Trajectory:
     start = _time.perf_counter()
     try:
         solver = qutip.MESolver(model.hamiltonian(), model.c_ops, options=options)
-        result = solver.run(model.rho0, tlist, e_ops=list(e_ops.values()))
+        with warnings.catch_warnings():
+            # scipy's ode integrators warn on every failure that QuTiP then raises as an
+            # IntegratorException with the same text: silence the duplicate so that the CLI's
+            # error stays one line.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"scipy\.integrate\._ode")
+            result = solver.run(model.rho0, tlist, e_ops=list(e_ops.values()))
     except Exception as exc:  # QuTiP raises IntegratorException and others
         raise SimulationError(
             f"solver failed ({type(exc).__name__}: {exc}) at point {_describe(p)}; "
