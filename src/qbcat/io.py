@@ -1,25 +1,37 @@
-"""Point datasets: a Trajectory as a self-describing xarray Dataset, written atomically as NetCDF4.
+"""Self-describing datasets: a Trajectory as an xarray Dataset, written atomically as NetCDF4.
 
 Data contract (SPEC.md): coordinate ``time``; observables under their SPEC names; ``units`` and
 ``long_name`` on every variable; every parameter (physics and solver) as a global attribute
 under its own name; the point's id and the qbcat and QuTiP versions. NetCDF has no boolean
 attribute, so ``catalyst`` is stored as the integer 1 or 0 (see :func:`read_params`).
+
+Every NetCDF the project writes goes through :func:`describe`, which adds the CF-1.10 and
+ACDD-1.3 discovery attributes (title, summary, source, history, references, date_created, ...),
+the code provenance (qbcat version and git commit) and the SPEC conventions, and fills ``units``
+and ``long_name`` of every variable from :data:`VARIABLES`, :data:`AGGREGATE_VARIABLES` and the
+parameter table. QuTiP is not imported here (its version comes from the package metadata), so
+reading and checking datasets stays fast.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import tempfile
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import qutip
 import xarray as xr
 
 from . import __version__
 from .params import ENGINE_VERSION, PARAMETERS, canonical, point_id
-from .solve import Trajectory
+
+if TYPE_CHECKING:  # only for annotations: importing solve would import QuTiP
+    from .solve import Trajectory
 
 ENERGY_UNITS = "1"  # hbar = 1, energies in units of hbar * omega_0 (the frequency unit)
 
@@ -51,8 +63,176 @@ CONVENTIONS = {
 }
 
 
-def to_dataset(traj: Trajectory) -> xr.Dataset:
-    """The point dataset of a Trajectory (see module docstring)."""
+#: name -> (units, long_name, comment) for the extra variables of aggregated (sweep) datasets.
+AGGREGATE_VARIABLES = {
+    "case": ("1", "catalyzed or uncatalyzed baseline",
+             "'catalyzed': qubit + oscillator; 'baseline': qubit alone"),
+    "point_id": ("1", "point identity", "16 hex digits of sha256(canonical parameters + engine version)"),
+    "sanity_trace_error_max": ("1", "largest trace error", "max_t |Tr rho - 1|"),
+    "sanity_min_eigenvalue_qb": ("1", "smallest eigenvalue of rho_QB",
+                                 "min_t (Tr rho - |r|)/2; < 0 is unphysical"),
+    "sanity_first_law_residual": (ENERGY_UNITS, "first-law residual", "max_t |dE/dt - J - P| (Eq. 10)"),
+    "sanity_first_law_residual_rel": ("1", "relative first-law residual",
+                                      "first-law residual / (max|J| + max|P|)"),
+}
+
+REFERENCES = ("S.-C. Zhao, Quantum catalysis-enhanced extract energy in qubit quantum battery, "
+              "arXiv:2512.07906")
+
+#: Global attributes :func:`describe` guarantees on every dataset the project writes.
+REQUIRED_GLOBAL_ATTRS = (
+    "Conventions", "title", "summary", "source", "history", "references", "date_created",
+    "keywords", "project", "qbcat_version", "qbcat_git_commit", "qutip_version", *CONVENTIONS,
+)
+CONVENTIONS_ATTR = "CF-1.10, ACDD-1.3"
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@functools.lru_cache(maxsize=None)
+def git_commit(source_dir: str | os.PathLike | None = None) -> tuple[str, str]:
+    """(commit, state) of the qbcat source tree: ``git rev-parse HEAD`` and "clean"/"modified".
+
+    Only a checkout of qbcat itself counts (``source_dir`` is ``<top>/src/qbcat``), so an
+    installed copy inside some other repository does not report that repository's commit.
+    Outside a checkout, without git, or on any git error: ("unknown", "unknown").
+    """
+    pkg = Path(source_dir) if source_dir is not None else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(pkg), *args], capture_output=True, text=True,
+                             timeout=10, check=True)
+        return out.stdout.strip()
+
+    try:
+        top = Path(git("rev-parse", "--show-toplevel")).resolve()
+        if top / "src" / pkg.name != pkg.resolve():
+            return "unknown", "unknown"
+        commit = git("rev-parse", "HEAD")
+        modified = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", "unknown"
+    return commit, "modified" if modified else "clean"
+
+
+def provenance() -> dict:
+    """Code provenance attributes: qbcat and QuTiP versions, git commit and tree state."""
+    commit, state = git_commit()
+    qutip_version = _package_version("qutip")
+    return {
+        "source": f"qbcat {__version__}, QuTiP {qutip_version}",
+        "qbcat_version": __version__,
+        "qbcat_git_commit": commit,
+        "qbcat_git_state": state,
+        "qutip_version": qutip_version,
+        "engine_version": ENGINE_VERSION,
+    }
+
+
+def variable_attrs(name: str) -> dict | None:
+    """units/long_name (and comment) of a known variable or parameter coordinate, else None."""
+    if name in VARIABLES or name in AGGREGATE_VARIABLES:
+        units, long_name, comment = VARIABLES.get(name) or AGGREGATE_VARIABLES[name]
+        return {"units": units, "long_name": long_name, "comment": comment}
+    if name in PARAMETERS:  # a swept parameter: dimensionless (hbar = omega_0 = 1)
+        return {"units": "1", "long_name": PARAMETERS[name].description}
+    return None
+
+
+def _coverage_content_type(ds: xr.Dataset, name: str) -> str:
+    """ACDD-1.3 coverage_content_type: what kind of content a variable holds."""
+    if name in ds.coords:
+        return "coordinate"
+    if name.startswith("sanity_") or name == "trace":
+        return "qualityInformation"
+    if name == "point_id":
+        return "referenceInformation"
+    return "modelResult"
+
+
+def _dataset_id(attrs: dict) -> str | None:
+    """ACDD ``id``: the point id of a point dataset, ``sweep-NAME`` for a sweep, else none."""
+    if isinstance(attrs.get("point_id"), str):
+        return f"qbcat-point-{attrs['point_id']}"
+    if attrs.get("sweep_name"):
+        return f"qbcat-sweep-{attrs['sweep_name']}"
+    return None
+
+
+def describe(
+    ds: xr.Dataset,
+    *,
+    title: str,
+    summary: str,
+    config_hash: str | None = None,
+    history_entry: str = "written by qbcat",
+    creator_name: str | None = None,
+    institution: str | None = None,
+) -> xr.Dataset:
+    """A copy of ``ds`` made self-describing (CF-1.10 + ACDD-1.3); ``ds`` is left unchanged.
+
+    Adds the global discovery and provenance attributes (:data:`REQUIRED_GLOBAL_ATTRS`), the SPEC
+    conventions, ``config_hash`` when given, and ``creator_name``/``institution`` when given or
+    configured through the environment variables QBCAT_CREATOR_NAME / QBCAT_INSTITUTION.
+    ``history`` gains one timestamped line; earlier lines are kept (CF: newest last here).
+    Every variable gets ``units`` and ``long_name`` from the tables unless it already has them;
+    a variable with neither a table entry nor its own attributes is an error (ValueError naming it).
+    """
+    out = ds.copy()
+    for name in out.variables:
+        attrs = out[name].attrs
+        known = variable_attrs(name) or {}
+        for key, value in known.items():
+            attrs.setdefault(key, value)
+        attrs.setdefault("coverage_content_type", _coverage_content_type(out, name))
+        missing = [key for key in ("units", "long_name") if key not in attrs]
+        if missing:
+            raise ValueError(f"{name}: variable has no {' or '.join(missing)} and none is known; "
+                             "set it in the variable's attrs or add it to qbcat.io.VARIABLES")
+    now = _utc_now()
+    line = f"{now}: {history_entry} (qbcat {__version__})"
+    history = str(out.attrs.get("history", "")).strip()
+    attrs = dict(CONVENTIONS)
+    attrs.update(
+        Conventions=CONVENTIONS_ATTR,
+        title=title,
+        summary=summary,
+        keywords="quantum battery, quantum catalysis, ergotropy, open quantum system, "
+        "Lindblad master equation, QuTiP",
+        references=REFERENCES,
+        project="qbcat: catalysis-enhanced qubit quantum battery",
+        processing_level="numerical solution of the Lindblad master equation (SPEC.md conventions)",
+        product_version=__version__,
+        date_created=now,
+        history=f"{history}\n{line}" if history else line,
+        **provenance(),
+    )
+    creator_name = creator_name or os.environ.get("QBCAT_CREATOR_NAME")
+    institution = institution or os.environ.get("QBCAT_INSTITUTION")
+    if creator_name:
+        attrs["creator_name"] = creator_name
+    if institution:
+        attrs["institution"] = institution
+    if config_hash is not None:
+        attrs["config_hash"] = config_hash
+    dataset_id = _dataset_id(out.attrs)
+    if dataset_id:
+        attrs["id"] = dataset_id
+    out.attrs.update(attrs)
+    return out
+
+
+def to_dataset(traj: Trajectory, *, config_hash: str | None = None) -> xr.Dataset:
+    """The point dataset of a Trajectory (see module docstring), made self-describing."""
     p = traj.params
     ds = xr.Dataset(coords={"time": ("time", traj.time)})
     for name, values in traj.data.items():
@@ -67,19 +247,19 @@ def to_dataset(traj: Trajectory) -> xr.Dataset:
     attrs["engine_version"] = ENGINE_VERSION
     attrs.update({f"sanity_{k}": v for k, v in traj.sanity.items()})
     attrs["solver_wall_time_s"] = traj.wall_time
-    attrs.update(CONVENTIONS)
-    attrs.update(
-        Conventions="CF-1.10",
-        title=f"qbcat point {attrs['point_id']} ({'catalyzed' if p['catalyst'] else 'uncatalyzed baseline'})",
-        source=f"qbcat {__version__}, QuTiP {qutip.__version__}",
-        references="S.-C. Zhao, Quantum catalysis-enhanced extract energy in qubit quantum battery, "
-        "arXiv:2512.07906",
-        date_created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        qbcat_version=__version__,
-        qutip_version=qutip.__version__,
-    )
     ds.attrs.update(attrs)
-    return ds
+    case = "catalyzed" if p["catalyst"] else "uncatalyzed baseline"
+    changed = ", ".join(f"{k}={v}" for k, v in canonical(p).items() if v != PARAMETERS[k].default)
+    return describe(
+        ds,
+        title=f"qbcat point {attrs['point_id']} ({case})",
+        summary=f"Time series of the driven qubit battery's observables (ergotropy, energies, power, "
+        f"heat current, net flux, Bloch vector) for one parameter point, {case}, from the Lindblad "
+        f"master equation solved with QuTiP (SPEC.md conventions). Parameters differing from the "
+        f"defaults: {changed or 'none'}.",
+        config_hash=config_hash,
+        history_entry=f"qbcat.io.to_dataset: simulated point {attrs['point_id']}",
+    )
 
 
 def read_params(ds: xr.Dataset) -> dict:
@@ -103,6 +283,9 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compress: bool = True)
     encoding = {}
     if compress:
         encoding = {v: {"zlib": True, "complevel": 1, "shuffle": True} for v in ds.data_vars}
+    # CF 2.5.1: a coordinate variable must not have _FillValue (xarray adds NaN by default).
+    for name in ds.coords:
+        encoding.setdefault(name, {})["_FillValue"] = None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
