@@ -1,0 +1,492 @@
+"""Publication figures from sweep datasets (matplotlib, Agg backend).
+
+Every ``figure_*`` function returns a :class:`matplotlib.figure.Figure`; :func:`save_figure`
+writes it as PDF (vector) and PNG. Units: time in 1/omega_0, energies in hbar*omega_0, the heat
+current J (energy per time) in hbar*omega_0^2, model parameters (frequencies and rates) in omega_0.
+
+Colours are the same in every panel: the catalyzed curve of the k-th smallest swept value gets
+``value_colors(n)[k]`` (a colormap indexed by rank); the uncatalyzed baseline is red dashed and
+the catalyst energy green dashed, as in the paper.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.colors  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from . import analysis  # noqa: E402
+from .analysis import BASELINE, CASE, CATALYZED, TIME  # noqa: E402
+
+STYLE = {
+    "font.size": 9,
+    "axes.labelsize": 9,
+    "axes.titlesize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 7,
+    "legend.handlelength": 2.2,
+    "lines.linewidth": 1.0,
+    "mathtext.fontset": "stix",
+    "font.family": "STIXGeneral",
+    "pdf.fonttype": 42,  # embed TrueType: editable text in the PDF
+    "axes.linewidth": 0.8,
+}
+
+BASELINE_COLOR = "#d62728"
+CATALYST_CMAP = "Greens"
+VALUE_CMAP = "viridis"
+VALUE_CMAP_RANGE = (0.0, 0.55)  # dark purple -> blue -> teal: away from the baseline red and catalyst green
+
+PARAM_SYMBOLS = {
+    "omega_a": r"\omega_a", "omega_c": r"\omega_c", "g": "g", "Omega": r"\Omega", "omega_d": r"\omega_d",
+    "kappa_1": r"\kappa_1", "gamma_D": r"\gamma_D", "n_fock": r"n_\mathrm{Fock}", "t_max": r"t_\mathrm{max}",
+}
+DIMENSIONLESS_PARAMS = {"n_fock", "n_t"}
+
+TIME_LABEL = r"time $t$ ($1/\omega_0$)"
+ERGOTROPY_LABEL = r"ergotropy $\mathcal{E}$ ($\hbar\omega_0$)"
+CATALYST_LABEL = r"catalyst energy $E_\mathrm{cat}$ ($\hbar\omega_0$)"
+HEAT_CURRENT_LABEL = r"heat current $J$ ($\hbar\omega_0^2$)"
+
+METRIC_TITLES = {"mean": "time average", "peak": "peak", "late": "late time"}
+BACKFLOW_LABELS = {
+    "integrated_backflow": r"integrated backflow $\int \min(J,0)\,dt$ ($\hbar\omega_0$)",
+    "min_heat_current": r"most negative heat current $J_\mathrm{min}$ ($\hbar\omega_0^2$)",
+    "time_of_min_heat_current": r"time of $J_\mathrm{min}$ ($1/\omega_0$)",
+    "first_backflow_time": r"first time with $J<0$ ($1/\omega_0$)",
+    "backflow_fraction": r"fraction of time with $J<0$",
+    "late_mean_heat_current": r"late-time mean $J$ ($\hbar\omega_0^2$)",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def param_symbol(name: str) -> str:
+    return PARAM_SYMBOLS.get(name, name.replace("_", r"\_"))
+
+
+def param_label(name: str) -> str:
+    """Axis label of a model parameter with its unit, e.g. '$\\kappa_1$ ($\\omega_0$)'."""
+    unit = "" if name in DIMENSIONLESS_PARAMS else r" ($\omega_0$)"
+    return f"${param_symbol(name)}${unit}"
+
+
+def value_label(name: str, value: float) -> str:
+    return f"${param_symbol(name)} = {float(value):g}$"
+
+
+def value_colors(n: int, cmap: str = VALUE_CMAP, span: tuple[float, float] = VALUE_CMAP_RANGE) -> list:
+    """n colours of ``cmap`` indexed by rank 0..n-1 (same n -> same colours in every panel)."""
+    lo, hi = span
+    positions = [0.5 * (lo + hi)] if n == 1 else np.linspace(lo, hi, n)
+    return [plt.get_cmap(cmap)(p) for p in positions]
+
+
+def panel_letter(ax, letter: str, x: float = -0.13, y: float = 1.04):
+    """Bold '(a)' at the top left, outside the axes."""
+    return ax.text(x, y, f"({letter})", transform=ax.transAxes, fontweight="bold", fontsize=10,
+                   va="bottom", ha="left")
+
+
+def legend_above(ax, handles, ncols: int | None = None):
+    """The legend in a band above the axes (never hides a curve); 2 or 3 columns by label length."""
+    if ncols is None:
+        longest = max(len(h.get_label()) for h in handles)
+        ncols = 3 if longest <= 24 else 2
+    return ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.02), ncols=min(ncols, len(handles)),
+                     borderaxespad=0.0, frameon=False, handlelength=2.0, columnspacing=1.2)
+
+
+def _one_axis(ds: xr.Dataset) -> str:
+    axes = analysis.sweep_axes(ds)
+    if len(axes) != 1:
+        raise ValueError(f"sweep {analysis.sweep_name(ds)!r}: a paper panel needs a 1-D sweep, "
+                         f"this one has axes {axes}")
+    return axes[0]
+
+
+def _baselines_identical(base: xr.DataArray) -> bool:
+    """True when the baseline curve is the same for every value (sweeps of catalyst-only parameters)."""
+    b = base.values
+    return bool(np.allclose(b, b[:1], rtol=1e-12, atol=1e-14, equal_nan=True))
+
+
+def _sorted(ds: xr.Dataset, axis: str) -> xr.Dataset:
+    return ds.sortby(axis)
+
+
+def _grid(n: int, ncols: int = 2):
+    return max(1, -(-n // ncols)), min(ncols, n)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fig. 2 and Fig. 3 of the paper
+
+
+def _plot_value_curves(ax, ds, var, axis, colors, with_baseline=True):
+    """Catalyzed ``var`` for each value (rank colours) and the baseline; returns legend handles."""
+    handles = []
+    for k, v in enumerate(ds[axis].values):
+        cat = ds[var].sel({axis: v, CASE: CATALYZED})
+        (line,) = ax.plot(ds[TIME], cat, color=colors[k], label=value_label(axis, v))
+        handles.append(line)
+    if with_baseline:
+        base = ds[var].sel({CASE: BASELINE})
+        if _baselines_identical(base):
+            (line,) = ax.plot(ds[TIME], base.isel({axis: 0}), color=BASELINE_COLOR, ls="--", lw=1.2,
+                              label="uncatalyzed")
+            handles.append(line)
+        else:  # the baseline changes with the swept value (e.g. gamma_D): one dashed curve per value
+            for k, v in enumerate(ds[axis].values):
+                ax.plot(ds[TIME], base.sel({axis: v}), color=colors[k], ls="--", lw=0.9)
+            handles.append(Line2D([], [], color="0.3", ls="--", lw=0.9,
+                                  label="uncatalyzed (dashed)"))
+    return handles
+
+
+def figure_ergotropy(
+    sweeps: Sequence[xr.Dataset],
+    *,
+    catalyst_axis: str = "twin",
+    letters: str = string.ascii_lowercase,
+    ncols: int = 2,
+) -> Figure:
+    """Fig. 2: ergotropy vs time, catalyzed for each swept value, baseline red dashed, E_cat green dashed.
+
+    One 1-D sweep per panel (the paper: omega_c, g, kappa_1, gamma_D). ``catalyst_axis`` is
+    ``"twin"`` (E_cat on a right-hand axis, its own scale) or ``"same"`` (same axis as E).
+    """
+    if catalyst_axis not in ("twin", "same"):
+        raise ValueError(f"catalyst_axis={catalyst_axis!r}: use 'twin' or 'same'")
+    if not sweeps:
+        raise ValueError("figure_ergotropy: no sweeps given")
+    for ds in sweeps:
+        analysis.validate_sweep(ds, ["ergotropy", "energy_cat"])
+    nrows, nc = _grid(len(sweeps), ncols)
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(3.6 * nc, 2.8 * nrows), layout="constrained")
+        axs = fig.subplots(nrows, nc, squeeze=False).ravel()
+        for ax in axs[len(sweeps):]:
+            ax.remove()
+        for k, (ax, ds) in enumerate(zip(axs, sweeps)):
+            axis = _one_axis(ds)
+            ds = _sorted(ds, axis)
+            colors = value_colors(ds.sizes[axis])
+            handles = _plot_value_curves(ax, ds, "ergotropy", axis, colors)
+            cax = ax.twinx() if catalyst_axis == "twin" else ax
+            greens = value_colors(ds.sizes[axis], CATALYST_CMAP, (0.55, 0.95))
+            for j, v in enumerate(ds[axis].values):
+                cax.plot(ds[TIME], ds["energy_cat"].sel({axis: v, CASE: CATALYZED}), color=greens[j],
+                         ls=(0, (4, 2)), lw=0.9)
+            notes = (["right axis"] if catalyst_axis == "twin" else []) + (
+                ["darker = larger value"] if ds.sizes[axis] > 1 else [])
+            label = r"$E_\mathrm{cat}$" + (f" ({', '.join(notes)})" if notes else "")
+            handles.append(Line2D([], [], color=greens[-1], ls=(0, (4, 2)), lw=0.9, label=label))
+            ax.set_xlabel(TIME_LABEL)
+            ax.set_xlim(float(ds[TIME][0]), float(ds[TIME][-1]))
+            ax.set_ylim(bottom=0)
+            if catalyst_axis == "twin":
+                ax.set_ylabel(ERGOTROPY_LABEL)
+                cax.set_ylabel(CATALYST_LABEL, color=greens[-1])
+                cax.tick_params(axis="y", colors=greens[-1])
+                cax.spines["right"].set_color(greens[-1])
+                cax.set_ylim(bottom=0)
+            else:
+                ax.set_ylabel(r"$\mathcal{E}$, $E_\mathrm{cat}$ ($\hbar\omega_0$)")
+            legend_above(ax, handles)
+            panel_letter(ax, letters[k], y=1.02)
+    return fig
+
+
+def figure_heat_current(
+    sweeps: Sequence[xr.Dataset],
+    *,
+    zoom_t_end: float = 5.0,
+    letters: str = string.ascii_lowercase,
+    ncols: int = 2,
+) -> Figure:
+    """Fig. 3: heat current J(t) per swept value and baseline; each panel has a zoomed row [0, zoom_t_end].
+
+    Each panel is two stacked axes: the whole run (top) and the early transient (bottom), where
+    the paper places the backflow peak (near t = 1). A grey line marks J = 0.
+    """
+    if not sweeps:
+        raise ValueError("figure_heat_current: no sweeps given")
+    for ds in sweeps:
+        analysis.validate_sweep(ds, ["heat_current"])
+        t = ds[TIME].values
+        if not (zoom_t_end > t[0] and np.sum(t <= zoom_t_end) >= 2):
+            raise ValueError(f"zoom_t_end={zoom_t_end} must lie inside the run (time from {t[0]} to {t[-1]})")
+    nrows, nc = _grid(len(sweeps), ncols)
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(3.6 * nc, 3.9 * nrows), layout="constrained")
+        outer = fig.add_gridspec(nrows, nc)
+        for k, ds in enumerate(sweeps):
+            axis = _one_axis(ds)
+            ds = _sorted(ds, axis)
+            colors = value_colors(ds.sizes[axis])
+            inner = outer[k // nc, k % nc].subgridspec(2, 1, height_ratios=[1.5, 1], hspace=0.05)
+            top = fig.add_subplot(inner[0])
+            zoom = fig.add_subplot(inner[1])
+            handles = _plot_value_curves(top, ds, "heat_current", axis, colors)
+            early = ds.sel({TIME: slice(None, zoom_t_end)})
+            _plot_value_curves(zoom, early, "heat_current", axis, colors)
+            for a in (top, zoom):
+                a.axhline(0.0, color="0.5", lw=0.6, zorder=0)
+                a.set_ylabel(HEAT_CURRENT_LABEL)
+            top.set_xlim(float(ds[TIME][0]), float(ds[TIME][-1]))
+            zoom.set_xlim(float(early[TIME][0]), float(early[TIME][-1]))
+            top.set_xlabel(TIME_LABEL)
+            zoom.set_xlabel(TIME_LABEL)
+            zoom.set_title(f"early transient (zoom), $t \\leq {zoom_t_end:g}$", loc="left", fontsize=7.5, pad=2)
+            legend_above(top, handles)
+            panel_letter(top, letters[k], y=1.02)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Enhancement maps (2-D sweeps)
+
+
+def is_log_spaced(values) -> bool:
+    """True for >= 3 positive values spanning >= a factor 5 that are more evenly spaced in log than linearly.
+
+    (0.01, 0.03, 0.1, 0.3) counts as log-spaced, (0.1, 0.2, 0.3, 0.4) does not.
+    """
+    v = np.sort(np.asarray(values, dtype=float))
+    if v.size < 3 or np.any(v <= 0) or v[-1] / v[0] < 5:
+        return False
+
+    def spread(d):
+        return np.std(d) / np.mean(d)
+
+    return bool(spread(np.diff(np.log(v))) < spread(np.diff(v)))
+
+
+def _value_ticks(ax, which: str, values, log: bool):
+    """Ticks at the swept values (cell centres), labelled plainly, e.g. 0.05 rather than 5x10^-2."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    v = np.sort(np.asarray(values, dtype=float))
+    if v.size > 8:  # too many to label each: keep every k-th
+        v = v[:: int(np.ceil(v.size / 8))]
+    axis.set_ticks(v, labels=[f"{x:g}" for x in v])
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def _ratio_norm(z):
+    """Colour scale for ratios: logarithmic and symmetric about 1 (r and 1/r equally strong)."""
+    finite = z[np.isfinite(z)]
+    if finite.size and np.all(finite > 0):
+        h = float(np.max(np.abs(np.log(finite))))
+        h = max(h, 1e-6)
+        norm = matplotlib.colors.LogNorm(np.exp(-h), np.exp(h))
+        nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100])
+        ticks = nice[(nice >= np.exp(-h)) & (nice <= np.exp(h))]
+        if ticks.size < 3:
+            ticks = np.array([np.exp(-h), 1.0, np.exp(h)])
+        return norm, ticks
+    half = float(np.max(np.abs(finite - 1))) if finite.size else 1.0
+    return Normalize(1 - max(half, 1e-12), 1 + max(half, 1e-12)), None
+
+
+def cell_edges(values, log: bool) -> np.ndarray:
+    """Edges of pcolormesh cells centred on ``values`` (midpoints in log space for a log axis)."""
+    v = np.asarray(values, dtype=float)
+    w = np.log(v) if log else v
+    if w.size == 1:  # one value: a cell of unit width (a factor e either side on a log axis)
+        e = np.array([w[0] - 0.5, w[0] + 0.5])
+    else:
+        mid = 0.5 * (w[1:] + w[:-1])
+        e = np.concatenate([[w[0] - (mid[0] - w[0])], mid, [w[-1] + (w[-1] - mid[-1])]])
+    return np.exp(e) if log else e
+
+
+def figure_enhancement_map(
+    enh: xr.Dataset,
+    *,
+    x: str | None = None,
+    y: str | None = None,
+    metrics: Sequence[str] = analysis.ENHANCEMENT_METRICS,
+    kinds: Sequence[str] = analysis.ENHANCEMENT_KINDS,
+    letters: str = string.ascii_lowercase,
+) -> Figure:
+    """Heat maps of an enhancement dataset of a 2-D sweep: one row per metric, one column per kind.
+
+    Differences use a diverging colormap centred on 0, ratios one centred on 1 (white = no
+    enhancement). NaN cells (ratio with a ~0 baseline) are grey. An axis whose values are
+    log-spaced is drawn on a log scale.
+    """
+    axes = analysis.sweep_axes(enh)
+    if len(axes) != 2:
+        raise ValueError(f"enhancement map needs a 2-D sweep; {analysis.sweep_name(enh)!r} has axes {axes}")
+    x = x or axes[0]
+    y = y or [a for a in axes if a != x][0]
+    if {x, y} != set(axes):
+        raise ValueError(f"x={x!r}, y={y!r} must be the sweep's axes {axes}")
+    for m in metrics:
+        for kd in kinds:
+            if f"{m}_{kd}" not in enh:
+                raise ValueError(f"enhancement dataset lacks {m}_{kd}")
+    xv, yv = enh[x].values, enh[y].values
+    xlog, ylog = is_log_spaced(xv), is_log_spaced(yv)
+    ox, oy = np.argsort(xv), np.argsort(yv)
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(3.5 * len(kinds), 2.6 * len(metrics)), layout="constrained")
+        axs = fig.subplots(len(metrics), len(kinds), squeeze=False)
+        n = 0
+        for i, m in enumerate(metrics):
+            for j, kd in enumerate(kinds):
+                ax = axs[i, j]
+                da = enh[f"{m}_{kd}"].transpose(y, x)
+                z = np.asarray(da.values, dtype=float)[np.ix_(oy, ox)]
+                if kd == "ratio":
+                    norm, ticks = _ratio_norm(z)
+                else:
+                    finite = z[np.isfinite(z)]
+                    half = float(np.max(np.abs(finite))) if finite.size else 1.0
+                    norm, ticks = Normalize(-max(half, 1e-12), max(half, 1e-12)), None
+                cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.75")
+                mesh = ax.pcolormesh(cell_edges(xv[ox], xlog), cell_edges(yv[oy], ylog), np.ma.masked_invalid(z),
+                                     cmap=cmap, norm=norm, shading="flat")
+                if xlog:
+                    ax.set_xscale("log")
+                if ylog:
+                    ax.set_yscale("log")
+                _value_ticks(ax, "x", xv, xlog)
+                _value_ticks(ax, "y", yv, ylog)
+                if z.size <= 64:  # small grids: print each cell's value
+                    for iy, yy in enumerate(yv[oy]):
+                        for ix, xx in enumerate(xv[ox]):
+                            if np.isfinite(z[iy, ix]):
+                                dark = abs(norm(z[iy, ix]) - 0.5) > 0.3
+                                ax.text(xx, yy, f"{z[iy, ix]:.2g}", ha="center", va="center", fontsize=6.5,
+                                        color="white" if dark else "black")
+                ax.set_xlabel(param_label(x))
+                ax.set_ylabel(param_label(y))
+                window = ""
+                if m == "mean":
+                    window = f", $t\\in[{enh.attrs.get('window_start', 0):g}, {enh.attrs.get('window_end', 0):g}]$"
+                elif m == "late":
+                    window = f", $t\\in[{enh.attrs.get('late_start', 0):g}, {enh.attrs.get('late_end', 0):g}]$"
+                ax.set_title(f"{METRIC_TITLES.get(m, m)}{window}", loc="right")
+                if kd == "ratio":
+                    label = r"$\mathcal{E}_\mathrm{cat}/\mathcal{E}_\mathrm{base}$"
+                else:
+                    label = r"$\mathcal{E}_\mathrm{cat}-\mathcal{E}_\mathrm{base}$ ($\hbar\omega_0$)"
+                cbar = fig.colorbar(mesh, ax=ax, label=label)
+                if ticks is not None:
+                    cbar.set_ticks(ticks, labels=[f"{t:.3g}" for t in ticks])
+                    cbar.ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+                if np.isnan(z).any():
+                    ax.text(0.02, 0.02, "grey: baseline ~ 0 (ratio undefined)", transform=ax.transAxes,
+                            fontsize=6.5, bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
+                panel_letter(ax, letters[n], x=-0.2)
+                n += 1
+        fig.suptitle(f"ergotropy enhancement, sweep {analysis.sweep_name(enh)!r}", fontsize=9)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Backflow vs enhancement
+
+
+def figure_backflow_scatter(
+    points: pd.DataFrame,
+    *,
+    enhancement_metric: str = "mean_difference",
+    backflow_metrics: Sequence[str] = ("integrated_backflow", "min_heat_current"),
+    letters: str = string.ascii_lowercase,
+) -> Figure:
+    """Enhancement vs backflow metrics for all points of all sweeps (a :func:`analysis.point_table`).
+
+    Each panel is annotated with the Pearson r, Spearman rho and n of the pooled points (each
+    point_id once), computed by :func:`analysis.correlate` on exactly the plotted values; the
+    legend gives each sweep's Spearman rho and n. More negative backflow metric = more backflow.
+    """
+    for col in [enhancement_metric, *backflow_metrics, "sweep"]:
+        if col not in points.columns:
+            raise ValueError(f"figure_backflow_scatter: column {col!r} not in the point table")
+    pooled = points.drop_duplicates("point_id") if "point_id" in points.columns else points
+    sweeps = list(dict.fromkeys(points["sweep"]))
+    colors = plt.get_cmap("tab10")
+    markers = "osD^vP*Xh<>"
+    metric, kind = (enhancement_metric.split("_", 1) + [""])[:2]
+    if kind == "ratio":
+        ylabel = r"$\mathcal{E}_\mathrm{cat}/\mathcal{E}_\mathrm{base}$"
+    else:
+        ylabel = r"$\mathcal{E}_\mathrm{cat}-\mathcal{E}_\mathrm{base}$ ($\hbar\omega_0$)"
+    ylabel = f"{METRIC_TITLES.get(metric, metric)} enhancement\n{ylabel}"
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(3.6 * len(backflow_metrics), 3.2), layout="constrained")
+        axs = fig.subplots(1, len(backflow_metrics), squeeze=False).ravel()
+        for k, (ax, b) in enumerate(zip(axs, backflow_metrics)):
+            for i, s in enumerate(sweeps):
+                part = points[points["sweep"] == s]
+                c = analysis.correlate(part[b], part[enhancement_metric])
+                rho = "n/a" if np.isnan(c["spearman_r"]) else f"{c['spearman_r']:+.2f}"
+                ax.scatter(part[b], part[enhancement_metric], s=18, color=colors(i % 10),
+                           marker=markers[i % len(markers)], alpha=0.85, edgecolors="none",
+                           label=f"{s} ({rho}, {c['n']})")
+            ax.axhline(1.0 if kind == "ratio" else 0.0, color="0.5", lw=0.6, zorder=0)
+            ax.axvline(0.0, color="0.5", lw=0.6, zorder=0)
+            c = analysis.correlate(pooled[b], pooled[enhancement_metric])
+            pr = "n/a" if np.isnan(c["pearson_r"]) else f"{c['pearson_r']:+.2f}"
+            sr = "n/a" if np.isnan(c["spearman_r"]) else f"{c['spearman_r']:+.2f}"
+            ax.set_title(f"all points (n = {c['n']}): Pearson $r$ = {pr}, Spearman $\\rho$ = {sr}", fontsize=8)
+            ax.set_xlabel(BACKFLOW_LABELS.get(b, b))
+            ax.set_ylabel(ylabel)
+            ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.2), ncols=2, frameon=False, borderaxespad=0.0,
+                      title="sweep (its Spearman $\\rho$, n)", title_fontsize=7, alignment="left")
+            panel_letter(ax, letters[k], x=-0.2)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = ("pdf", "png"),
+                dpi: int = 200) -> list[Path]:
+    """Write ``fig`` as ``path`` with each suffix of ``formats`` (same stem), atomically; returns the paths.
+
+    PDF metadata carry no creation date, so the same figure gives the same bytes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    with plt.rc_context(STYLE):
+        for fmt in formats:
+            target = path.with_suffix(f".{fmt}")
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{fmt}", dir=target.parent)
+            os.close(fd)
+            try:
+                metadata = {"CreationDate": None} if fmt == "pdf" else None
+                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, target)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+            out.append(target)
+    return out
