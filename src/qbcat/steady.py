@@ -1,0 +1,564 @@
+"""The long-time limit: the periodic steady state of the driven Lindbladian, without the transient.
+
+The drive s(t) = Omega sin(omega_d t) has period T = 2 pi / omega_d, so the Lindbladian is periodic
+and the one-period propagator (a superoperator) U = T exp(int_0^T L(t) dt) maps the state at t to
+the state at t + T. Its eigenvalues lie in the unit disc; those with |lambda| < 1 are the transient,
+and the state at t = n T tends to the fixed point U rho = rho (eigenvalue 1, trace 1, Hermitian).
+The asymptotic state is then rho_ss(t) = U(t, 0) rho for t in [0, T), repeated with period T.
+The slowest transient mode |lambda_2| gives the relaxation time tau = -T / ln |lambda_2|, i.e. the
+time after which a trajectory from any initial state is within exp(-t/tau) of the periodic state.
+
+Fixed point, three ways (``method``):
+
+- ``"krylov"``: the trajectory from rho(0), sampled once per period in one continuous integration,
+  and its limit extrapolated by exact dynamic mode decomposition (Rayleigh-Ritz in the Krylov space
+  span{rho(0), U rho(0), U^2 rho(0), ...}; :func:`dmd_fixed_point`), with periods added in chunks
+  until the estimate settles. About 40 periods at the SPEC default point, where a plain trajectory
+  needs ~150 (18 relaxation times) for the same accuracy: 0.67-0.96x the cost of one t_max = 300
+  trajectory for n_fock 8-16, and transient-free (benchmarks/bench_steady.py). Its relaxation time
+  is that of the slowest mode the initial state excites.
+- ``"propagator"``: the full superoperator from ``qutip.propagator`` with the engine's QobjEvo
+  Hamiltonian, its dense eigendecomposition, and the spectral projection of rho(0) onto the
+  eigenvalue-1 space, P = R (L^H R)^-1 L^H (right/left eigenvectors). For a unique fixed point this
+  is the normalised eigenvector, independent of rho(0); if eigenvalue 1 is degenerate (a conserved
+  quantity) it is the long-time limit of the actual initial state, and if other eigenvalues lie on
+  the unit circle (no dissipation) it is the long-time average of the stroboscopic states (then
+  ``relaxation_time`` is inf, and the ergotropy is that of the averaged state). Costs d^2 state
+  propagations over one period (d = Hilbert-space dimension): cheapest for the baseline (d = 2) and
+  n_fock <= 4, but 25x a trajectory at n_fock = 12 (12.8 s).
+- ``"arnoldi"``: matrix-free; ARPACK (scipy eigs, the 2 largest-magnitude eigenvalues) on the map
+  v -> U v, each product one propagation of a single d x d matrix over one period: about 2x a
+  trajectory, and its relaxation time does not depend on the initial state.
+- ``"auto"`` (default): propagator for superoperators of dimension <= 64 (baseline, n_fock <= 4),
+  krylov above.
+
+krylov and arnoldi detect a degenerate or undamped fixed point (|lambda_2| ~ 1) and hand the point
+to the propagator method (or refuse it when the superoperator would exceed DENSE_MAX).
+The three agree to ~3e-7 in the period averages at the default point (the integration tolerance).
+
+Time-independent points (Omega = 0 or omega_d = 0: no drive): ``qutip.steadystate`` when the
+Liouvillian's kernel is one-dimensional, otherwise the spectral projection of rho(0) onto the
+kernel (e.g. the undriven baseline under pure dephasing keeps its initial populations).
+
+Observables over the period are computed as in qbcat.solve (expectation values only; rates via the
+adjoint Lindbladian) on ``n_period`` equispaced times in [0, T); the period average is their plain
+mean, which is the exact average of any trigonometric polynomial of degree < n_period (spectrally
+accurate for a smooth periodic signal).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import time as _time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+import numpy as np
+import qutip
+import scipy.linalg as sla
+import scipy.sparse.linalg as spla
+
+from . import observables as obs
+from .model import Model, build_model
+from .params import PARAMETERS, ParameterError, point_id, validate
+
+#: Observables of a steady state (energy_cat only for catalyzed points), as in a point dataset.
+OBSERVABLES = ("ergotropy", "energy_qb", "energy_cat", "power", "heat_current", "net_flux",
+               "internal_energy", "bloch_x", "bloch_y", "bloch_z")
+CASES = ("catalyzed", "baseline")
+METHODS = ("auto", "propagator", "krylov", "arnoldi")
+
+#: "auto" uses the full propagator up to this superoperator dimension (d^2), Arnoldi above.
+AUTO_PROPAGATOR_MAX = 64
+#: Largest superoperator dimension for which a dense propagator or eigendecomposition is attempted.
+DENSE_MAX = 1024
+
+
+class SteadyStateError(RuntimeError):
+    """The long-time state could not be computed; the message names the point and what to change."""
+
+
+@dataclass
+class SteadyState:
+    """The asymptotic (periodic) state of one point and its observables over one drive period.
+
+    ``rho``: the state at t = 0 mod T. ``time``: n_period points on [0, T) (just [0] when the point
+    is time-independent). ``data``: observables on ``time``; ``mean``: their period averages plus
+    ``ergotropy_min``/``ergotropy_max``. ``relaxation_time``: slowest transient decay time (inf if
+    some mode never decays, NaN if not computed). ``n_stationary``: dimension of the stationary
+    space (1: the limit does not depend on the initial state).
+    """
+
+    params: dict
+    method: str
+    period: float
+    rho: qutip.Qobj
+    time: np.ndarray
+    data: dict
+    mean: dict
+    relaxation_time: float
+    n_stationary: int
+    sanity: dict = field(default_factory=dict)
+    wall_time: float = 0.0
+    periods: int = 0  # drive periods integrated by the krylov method (0 for the others)
+
+
+def _describe(p: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in p.items())
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def is_time_independent(p: dict) -> bool:
+    """No drive: H_drive = Omega sin(omega_d t) sx vanishes identically if Omega = 0 or omega_d = 0."""
+    return p["Omega"] == 0 or p["omega_d"] == 0
+
+
+def drive_period(p: dict) -> float:
+    """T = 2 pi / omega_d (NaN for a time-independent point)."""
+    return math.nan if is_time_independent(p) else 2 * math.pi / p["omega_d"]
+
+
+def solver_options(p: dict, **extra) -> dict:
+    """The engine's MESolver options (qbcat.solve.simulate) for the point's solver settings."""
+    options = {
+        "method": p["method"], "atol": p["atol"], "rtol": p["rtol"], "nsteps": p["nsteps"],
+        "normalize_output": False, "store_states": False, "progress_bar": "", **extra,
+    }
+    if p["max_step"] > 0:
+        options["max_step"] = p["max_step"]
+    return options
+
+
+# ----------------------------------------------------------------------------- observables
+
+
+def _expect_operators(model: Model) -> dict:
+    """The operators whose expectation values give every observable (as in qbcat.solve)."""
+    H_0_static = model.H_QB + model.H_int
+    J = obs.rate_operators(model, model.H_QB, model.drive_op)
+    F = obs.rate_operators(model, H_0_static, model.drive_op)
+    ops = {"trace": qutip.qeye_like(model.H_QB), "bloch_x": model.sx, "bloch_y": model.sy,
+           "bloch_z": model.sz, "J0": J[0], "J1": J[1], "F0": F[0], "F1": F[1]}
+    if model.catalyst:
+        ops["num"] = model.num
+    return ops
+
+
+def _observables(p: dict, t: np.ndarray, ev: dict) -> dict:
+    """SPEC observables from expectation values at times t (same formulas as qbcat.solve)."""
+    re = {k: np.real(np.asarray(v)) for k, v in ev.items()}
+    s = p["Omega"] * np.sin(p["omega_d"] * t)
+    ds = p["Omega"] * p["omega_d"] * np.cos(p["omega_d"] * t)
+    x, y, z = re["bloch_x"], re["bloch_y"], re["bloch_z"]
+    energy_qb = 0.5 * p["omega_a"] * z
+    data = {
+        "ergotropy": obs.ergotropy_qubit(x, y, z, p["omega_a"]),
+        "energy_qb": energy_qb,
+        "power": ds * x,
+        "heat_current": re["J0"] + s * re["J1"],
+        "net_flux": re["F0"] + s * re["F1"],
+        "internal_energy": energy_qb + s * x,
+        "bloch_x": x, "bloch_y": y, "bloch_z": z, "trace": re["trace"],
+    }
+    if "num" in re:
+        data["energy_cat"] = p["omega_c"] * re["num"]
+    return data
+
+
+def _period_means(data: dict) -> dict:
+    mean = {k: float(np.mean(v)) for k, v in data.items() if k in OBSERVABLES}
+    mean["ergotropy_min"] = float(np.min(data["ergotropy"]))
+    mean["ergotropy_max"] = float(np.max(data["ergotropy"]))
+    return mean
+
+
+# ----------------------------------------------------------------------------- linear algebra
+
+
+def _vec(rho: np.ndarray) -> np.ndarray:
+    """Column stacking, QuTiP's superoperator convention: vec(rho)[i + j d] = rho[i, j]."""
+    return rho.ravel(order="F")
+
+
+def _unvec(v: np.ndarray) -> np.ndarray:
+    d = int(round(math.sqrt(v.size)))
+    return v.reshape(d, d, order="F")
+
+
+def stationary_projection(M: np.ndarray, v0: np.ndarray, is_stationary: Callable[[np.ndarray], np.ndarray]):
+    """Spectral projection of v0 onto the eigenspace of M selected by ``is_stationary``.
+
+    P = R (L^H R)^-1 L^H with the right (R) and left (L) eigenvectors of the selected eigenvalues:
+    the part of v0 that survives lim M^n v0 (or lim exp(M t) v0). Returns (P v0, eigenvalues, mask).
+    The peripheral spectrum of a trace-preserving completely positive map is semisimple, so P is
+    well defined.
+    """
+    w, vl, vr = sla.eig(M, left=True, right=True)
+    mask = is_stationary(w)
+    if not mask.any():
+        raise SteadyStateError("no stationary eigenvalue found")
+    R, Lh = vr[:, mask], vl[:, mask].conj().T
+    return R @ np.linalg.solve(Lh @ R, Lh @ v0), w, mask
+
+
+def _finish_state(rho: np.ndarray, dims) -> tuple[qutip.Qobj, float]:
+    """Normalise to trace 1 and symmetrise; returns the state and the relative Hermiticity error."""
+    rho = rho / np.trace(rho)
+    herm = float(np.max(np.abs(rho - rho.conj().T)))
+    return qutip.Qobj(0.5 * (rho + rho.conj().T), dims=dims), herm
+
+
+def _fixed_point_propagator(model: Model, p: dict, T: float, stationary_tol: float):
+    """(rho, relaxation_time, n_stationary, hermiticity error) from the full one-period propagator."""
+    U = qutip.propagator(model.hamiltonian(), T, model.c_ops,
+                         options=solver_options(p, store_states=True)).full()
+    rho0 = model.rho0.full()
+    x, w, mask = stationary_projection(U, _vec(rho0), lambda w: np.abs(w - 1) < stationary_tol)
+    rest = np.abs(w[~mask])
+    slowest = rest.max() if rest.size else 0.0
+    relax = math.inf if slowest >= 1 - stationary_tol else (-T / math.log(slowest) if slowest > 0 else 0.0)
+    rho, herm = _finish_state(_unvec(x), model.rho0.dims)
+    return rho, relax, int(mask.sum()), herm
+
+
+def _fixed_point_arnoldi(model: Model, p: dict, T: float, stationary_tol: float, tol: float, ncv: int,
+                         maxiter: int = 20):
+    """(rho, relaxation_time) from Arnoldi on v -> U v (one single-state propagation per product)."""
+    d = model.rho0.shape[0]
+    D = d * d
+    dims = model.rho0.dims
+    solver = qutip.MESolver(model.hamiltonian(), model.c_ops, options=solver_options(p))
+
+    def one_period(v: np.ndarray) -> np.ndarray:
+        solver.start(qutip.Qobj(v.reshape(d, d), dims=dims), 0.0)
+        return solver.step(T).full().ravel()
+
+    op = spla.LinearOperator((D, D), matvec=one_period, dtype=complex)
+    w, vecs = spla.eigs(op, k=2, which="LM", v0=model.rho0.full().ravel().astype(complex),
+                        tol=tol, ncv=min(ncv, D), maxiter=maxiter)
+    i = int(np.argmin(np.abs(w - 1)))
+    if abs(w[i] - 1) > 1e-4:
+        raise SteadyStateError(f"Arnoldi found no eigenvalue 1 of the one-period map (closest {w[i]:.6g})")
+    lam2 = abs(w[1 - i])
+    relax = math.inf if lam2 >= 1 - stationary_tol else (-T / math.log(lam2) if lam2 > 0 else 0.0)
+    rho, herm = _finish_state(vecs[:, i].reshape(d, d), dims)
+    return rho, relax, herm, lam2
+
+
+def dmd_fixed_point(X: np.ndarray, rank_tol: float = 1e-10):
+    """Fixed point of the linear map behind a sequence x_{k+1} = U x_k (columns of X).
+
+    Exact dynamic mode decomposition, i.e. Rayleigh-Ritz in the Krylov space span{x_0, U x_0, ...}:
+    X0 = W S V^H (singular values below rank_tol * S_max dropped), H = W^H X1 V S^-1 is U projected
+    on that space; the Ritz vector W y of the Ritz value closest to 1 is the fixed point. Returns
+    (x, ritz_values, index of the fixed point's Ritz value).
+    """
+    X0, X1 = X[:, :-1], X[:, 1:]
+    W, S, Vh = np.linalg.svd(X0, full_matrices=False)
+    r = int(np.sum(S > rank_tol * S[0]))
+    W, S, Vh = W[:, :r], S[:r], Vh[:r]
+    H = (W.conj().T @ X1 @ Vh.conj().T) / S
+    w, y = np.linalg.eig(H)
+    i = int(np.argmin(np.abs(w - 1)))
+    return W @ y[:, i], w, i
+
+
+def _fixed_point_krylov(model: Model, p: dict, T: float, stationary_tol: float, tol: float,
+                        chunk: int = 5, min_periods: int = 20, max_periods: int = 400):
+    """(rho, relaxation_time, hermiticity error, |lambda_2|, periods) from the stroboscopic trajectory.
+
+    The trajectory from rho(0) is sampled once per period (one continuous integration, no
+    restarts) and :func:`dmd_fixed_point` extrapolates its limit; ``chunk`` more periods are added
+    until two successive estimates differ by less than ``tol`` (max abs over matrix elements).
+    The Krylov space only holds the modes the initial state excites, so lambda_2 (and the
+    relaxation time) is the slowest mode of this initial state's transient.
+    """
+    d = model.rho0.shape[0]
+    dims = model.rho0.dims
+    solver = qutip.MESolver(model.hamiltonian(), model.c_ops, options=solver_options(p))
+    solver.start(model.rho0, 0.0)
+    X = [model.rho0.full().ravel()]
+    previous, k = None, 0
+    while True:
+        for _ in range(chunk):
+            k += 1
+            X.append(solver.step(k * T).full().ravel())
+        if k < min_periods:
+            continue
+        x, w, i = dmd_fixed_point(np.array(X).T)
+        rho = x.reshape(d, d) / x.reshape(d, d).trace()
+        if previous is not None and np.max(np.abs(rho - previous)) < tol:
+            break
+        if k >= max_periods:
+            raise SteadyStateError(f"the Krylov extrapolation did not settle to {tol:g} within {k} periods")
+        previous = rho
+    if abs(w[i] - 1) > 1e-4:
+        raise SteadyStateError(f"no eigenvalue 1 among the Ritz values (closest {w[i]:.6g})")
+    others = np.abs(np.delete(w, i))
+    lam2 = float(others.max()) if others.size else 0.0
+    relax = math.inf if lam2 >= 1 - stationary_tol else (-T / math.log(lam2) if lam2 > 0 else 0.0)
+    rho, herm = _finish_state(rho, dims)
+    return rho, relax, herm, lam2, k
+
+
+# ----------------------------------------------------------------------------- the steady state
+
+
+def _static_state(model: Model, p: dict, stationary_tol: float):
+    """Long-time state of a time-independent Lindbladian: qutip.steadystate if the kernel is
+    one-dimensional, else the projection of rho(0) onto the kernel."""
+    L = qutip.liouvillian(model.H_static, model.c_ops)
+    D = L.shape[0]
+    if D > DENSE_MAX:  # no spectrum: trust steadystate (it raises on a singular kernel)
+        try:
+            rho = qutip.steadystate(model.H_static, model.c_ops)
+        except Exception as exc:
+            raise SteadyStateError(f"qutip.steadystate failed ({exc}); the stationary state may not be "
+                                   "unique (no dissipation or a conserved quantity)") from exc
+        return rho, math.nan, 1, 0.0, "steadystate"
+    x, w, mask = stationary_projection(L.full(), _vec(model.rho0.full()),
+                                       lambda w: np.abs(w) < stationary_tol)
+    rates = -w[~mask].real
+    relax = math.inf if (rates.size and rates.min() < stationary_tol) else (
+        1.0 / rates.min() if rates.size else 0.0)
+    n_stat = int(mask.sum())
+    if n_stat == 1:
+        return qutip.steadystate(model.H_static, model.c_ops), relax, 1, 0.0, "steadystate"
+    rho, herm = _finish_state(_unvec(x), model.rho0.dims)
+    return rho, relax, n_stat, herm, "projection"
+
+
+def steady_state(params: dict | None = None, *, method: str = "auto", n_period: int = 128,
+                 stationary_tol: float = 1e-6, krylov_tol: float = 1e-8, arnoldi_tol: float = 1e-10,
+                 ncv: int = 30) -> SteadyState:
+    """The asymptotic state of one point and its period-averaged observables (module docstring).
+
+    ``params``: overrides of the defaults (t_max and n_t play no role; initial_qubit only matters
+    when the stationary state is not unique). ``method``: "auto", "krylov", "propagator" or
+    "arnoldi". ``n_period``: output times per period. ``stationary_tol``: |lambda - 1| (periodic)
+    or |mu| (time-independent, in units of omega_0) below which an eigenvalue counts as stationary.
+    ``krylov_tol``: max change of the krylov estimate between two checks (5 periods apart) that
+    stops it. ``arnoldi_tol``, ``ncv``: ARPACK's tolerance and Krylov-space size. Raises
+    SteadyStateError (naming the point) when no long-time state can be computed.
+    """
+    p = validate(params)
+    if method not in METHODS:
+        raise ParameterError(f"method: steady-state method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not (isinstance(n_period, int) and n_period >= 4):
+        raise ParameterError(f"n_period: must be an integer >= 4, got {n_period!r}")
+    model = build_model(p)
+    ops = _expect_operators(model)
+    periods = 0
+    start = _time.perf_counter()
+    try:
+        if is_time_independent(p):
+            rho, relax, n_stat, herm, used = _static_state(model, p, stationary_tol)
+            t = np.zeros(1)
+            ev = {k: np.atleast_1d(qutip.expect(op, rho)) for k, op in ops.items()}
+            residual = float(np.max(np.abs(qutip.liouvillian(model.H_static, model.c_ops)(rho).full())))
+            T = math.nan
+        else:
+            T = drive_period(p)
+            D = model.rho0.shape[0] ** 2
+            used = method if method != "auto" else ("propagator" if D <= AUTO_PROPAGATOR_MAX else "krylov")
+            if used in ("krylov", "arnoldi"):
+                try:
+                    if used == "krylov":
+                        rho, relax, herm, lam2, periods = _fixed_point_krylov(model, p, T, stationary_tol,
+                                                                              krylov_tol)
+                    else:
+                        rho, relax, herm, lam2 = _fixed_point_arnoldi(model, p, T, stationary_tol,
+                                                                      arnoldi_tol, ncv)
+                    n_stat = 1
+                    if math.isinf(relax):  # |lambda_2| ~ 1: the vector found is one of several
+                        raise SteadyStateError(f"second eigenvalue |lambda_2| = {lam2:.8f} ~ 1")
+                except (SteadyStateError, spla.ArpackNoConvergence) as exc:
+                    if D > DENSE_MAX:
+                        raise SteadyStateError(
+                            f"{used} failed ({exc}) and the propagator ({D}x{D}) is too large") from exc
+                    used = "propagator"
+            if used == "propagator":
+                if D > DENSE_MAX:
+                    raise SteadyStateError(f"the one-period propagator would be {D}x{D} (> {DENSE_MAX}); "
+                                           "use method='arnoldi'")
+                rho, relax, n_stat, herm = _fixed_point_propagator(model, p, T, stationary_tol)
+            t_out = np.linspace(0.0, T, n_period + 1)
+            solver = qutip.MESolver(model.hamiltonian(), model.c_ops,
+                                    options=solver_options(p, store_final_state=True))
+            result = solver.run(rho, t_out, e_ops=list(ops.values()))
+            ev = {k: np.asarray(v)[:-1] for k, v in zip(ops, result.expect)}
+            residual = float(np.max(np.abs(result.final_state.full() - rho.full())))
+            t = t_out[:-1]
+    except SteadyStateError as exc:
+        raise SteadyStateError(f"{exc} at point {_describe(p)}") from exc
+    except Exception as exc:  # QuTiP integrator errors
+        raise SteadyStateError(f"steady state failed ({type(exc).__name__}: {exc}) at point {_describe(p)}; "
+                               "try another method or solver settings") from exc
+    wall = _time.perf_counter() - start
+    data = _observables(p, t, ev)
+    bad = [k for k, v in data.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise SteadyStateError(f"non-finite {', '.join(bad)} in the steady state at point {_describe(p)}")
+    sanity = {
+        "trace_error_max": float(np.max(np.abs(data["trace"] - 1))),
+        "min_eigenvalue": float(np.min(np.linalg.eigvalsh(rho.full()))),
+        "hermiticity_error": herm,
+        "fixed_point_residual": residual,
+    }
+    return SteadyState(params=p, method=used, period=T, rho=rho, time=t, data=data,
+                       mean=_period_means(data), relaxation_time=float(relax), n_stationary=int(n_stat),
+                       sanity=sanity, wall_time=wall, periods=periods)
+
+
+# ----------------------------------------------------------------------------- trajectories
+
+
+def late_time_mean(traj, n_periods: int = 10, names: Sequence[str] | None = None,
+                   period: float | None = None) -> dict:
+    """Time average of a trajectory's observables over its last ``n_periods`` whole drive periods,
+
+        <X> = 1/(n T) int_{t_end - n T}^{t_end} X(t) dt,
+
+    by the trapezoidal rule on the output grid (the window start linearly interpolated). On a grid
+    with a whole number of samples per period the rule is spectrally accurate for periodic X.
+    ``traj``: a qbcat.solve.Trajectory; ``period`` defaults to 2 pi / omega_d.
+    """
+    T = period if period is not None else drive_period(traj.params)
+    if not (T > 0 and math.isfinite(T)):
+        raise ValueError("late_time_mean needs a drive period (omega_d > 0 and Omega > 0) or period=")
+    t = np.asarray(traj.time)
+    t0 = t[-1] - n_periods * T
+    if t0 < t[0] - 1e-9 * T:
+        raise ValueError(f"the trajectory spans {t[-1] - t[0]:.6g}, less than {n_periods} periods of {T:.6g}")
+    keep = t > t0 + 1e-9 * T
+    names = names or [k for k in OBSERVABLES if k in traj.data]
+    out = {}
+    for k in names:
+        y = np.asarray(traj.data[k])
+        tw = np.concatenate([[t0], t[keep]])
+        yw = np.concatenate([[np.interp(t0, t, y)], y[keep]])
+        out[k] = float(np.trapezoid(yw, tw) / (t[-1] - t0))
+    return out
+
+
+# ----------------------------------------------------------------------------- maps
+
+
+MAP_VARIABLES = {
+    "ergotropy_min": ("1", "minimum over the period of the asymptotic qubit ergotropy"),
+    "ergotropy_max": ("1", "maximum over the period of the asymptotic qubit ergotropy"),
+    "relaxation_time": ("1", "slowest transient decay time -T/ln|lambda_2| (inf: some mode never decays)"),
+    "n_stationary": ("1", "dimension of the stationary space (1: limit independent of the initial state)"),
+    "sanity_min_eigenvalue": ("1", "smallest eigenvalue of the asymptotic state (>= 0 up to round-off)"),
+    "sanity_fixed_point_residual": ("1", "max |rho(T) - rho(0)| of the periodic state (or max |L rho|)"),
+    "sanity_trace_error_max": ("1", "max |Tr rho - 1| over the period"),
+    "wall_time": ("s", "wall-clock time of the steady-state computation"),
+}
+
+
+def _map_points(base: dict, axes: dict, cases: Sequence[str]):
+    """Validated parameter sets of every (axis values..., case), before any work."""
+    if not isinstance(axes, dict) or not axes:
+        raise ParameterError("axes: expected a mapping of parameter names to lists of values")
+    for name, values in axes.items():
+        if name not in PARAMETERS:
+            raise ParameterError(f"{name}: unknown parameter (known: {', '.join(PARAMETERS)})")
+        if name == "catalyst":
+            raise ParameterError("catalyst: not an axis; the map always has a case dimension")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+            raise ParameterError(f"{name}: expected a non-empty list of values, got {values!r}")
+    for case in cases:
+        if case not in CASES:
+            raise ParameterError(f"cases: unknown case {case!r} (known: {', '.join(CASES)})")
+    base = validate({k: v for k, v in base.items() if k != "catalyst"})
+    points = {}
+    for combo in itertools.product(*(range(len(v)) for v in axes.values())):
+        over = {name: axes[name][i] for name, i in zip(axes, combo)}
+        for case in cases:
+            points[combo, case] = validate({**base, **over, "catalyst": case == "catalyzed"})
+    return base, points
+
+
+def steady_map(base_params: dict, axes: dict, *, cases: Sequence[str] = CASES, method: str = "auto",
+               n_period: int = 128, progress: Callable[[str], None] | None = _stderr, **options):
+    """Period-averaged asymptotic observables over a parameter grid: an xarray Dataset.
+
+    ``base_params``: the parameters that are not swept; ``axes``: name -> list of values (dims in
+    this order, then ``case`` = catalyzed / baseline). Variables (dims (*axes, case)): the period
+    average of every observable of :data:`OBSERVABLES` (energy_cat NaN for the baseline),
+    ``ergotropy_min``/``ergotropy_max`` over the period, ``relaxation_time``, ``n_stationary``, the
+    sanity numbers and ``wall_time``. Every point is validated before the first computation; identical
+    points (e.g. the baseline of every g) are computed once. ``options`` go to :func:`steady_state`.
+    """
+    import xarray as xr
+
+    from . import __version__
+    from .io import CONVENTIONS, VARIABLES
+
+    base, points = _map_points(dict(base_params), dict(axes), tuple(cases))
+    if method not in METHODS:
+        raise ParameterError(f"method: steady-state method must be one of {', '.join(METHODS)}, got {method!r}")
+    shape = tuple(len(v) for v in axes.values()) + (len(cases),)
+    names = list(OBSERVABLES) + list(MAP_VARIABLES)
+    out = {k: np.full(shape, np.nan) for k in names}
+    cache: dict[str, SteadyState] = {}
+    start = _time.perf_counter()
+    for n, ((combo, case), p) in enumerate(points.items(), 1):
+        key = point_id(p)
+        if key not in cache:
+            cache[key] = steady_state(p, method=method, n_period=n_period, **options)
+            if progress:
+                where = ", ".join(f"{a}={p[a]}" for a in axes)
+                progress(f"steady point {n}/{len(points)} ({where}, {case}): "
+                         f"{cache[key].wall_time:.2f} s, {cache[key].method}")
+        s = cache[key]
+        idx = combo + (list(cases).index(case),)
+        for k in OBSERVABLES:
+            if k in s.mean:
+                out[k][idx] = s.mean[k]
+        out["ergotropy_min"][idx] = s.mean["ergotropy_min"]
+        out["ergotropy_max"][idx] = s.mean["ergotropy_max"]
+        out["relaxation_time"][idx] = s.relaxation_time
+        out["n_stationary"][idx] = s.n_stationary
+        out["sanity_min_eigenvalue"][idx] = s.sanity["min_eigenvalue"]
+        out["sanity_fixed_point_residual"][idx] = s.sanity["fixed_point_residual"]
+        out["sanity_trace_error_max"][idx] = s.sanity["trace_error_max"]
+        out["wall_time"][idx] = s.wall_time
+    dims = tuple(axes) + ("case",)
+    coords = {name: (name, np.asarray([validate({name: v})[name] for v in vals])) for name, vals in axes.items()}
+    coords["case"] = ("case", np.asarray(list(cases)))
+    ds = xr.Dataset({k: (dims, v) for k, v in out.items()}, coords=coords)
+    for k in OBSERVABLES:
+        units, long_name, comment = VARIABLES[k]
+        ds[k].attrs.update(units=units, long_name=f"period-averaged asymptotic {long_name}",
+                           comment=f"{comment}; mean over one drive period of the periodic steady state")
+    for k, (units, long_name) in MAP_VARIABLES.items():
+        ds[k].attrs.update(units=units, long_name=long_name)
+    for name in axes:
+        ds[name].attrs.update(long_name=PARAMETERS[name].description, units="1")
+    ds["case"].attrs.update(long_name="catalyzed (qubit + oscillator) or uncatalyzed baseline (qubit alone)")
+    attrs = {k: v for k, v in base.items() if k not in axes and k != "catalyst"}
+    attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in attrs.items()}
+    attrs.update(CONVENTIONS)
+    attrs.update(
+        product="steady_map",
+        sweep_axes=" ".join(axes),
+        steady_method=method,
+        n_period=n_period,
+        quantity="period averages over one drive period of the asymptotic periodic state "
+                 "(fixed point of the one-period propagator); no transient integration",
+        title="qbcat steady-state map",
+        source=f"qbcat {__version__}, QuTiP {qutip.__version__}",
+        qbcat_version=__version__,
+        qutip_version=qutip.__version__,
+        date_created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        total_wall_time_s=_time.perf_counter() - start,
+    )
+    ds.attrs.update(attrs)
+    return ds
