@@ -44,35 +44,9 @@ def simulate(params: dict | None = None) -> Trajectory:
     model = build_model(p)
     tlist = np.linspace(0.0, p["t_max"], p["n_t"])
 
-    H_0_static = model.H_QB + model.H_int  # H_0(t) = H_QB + H_int + s(t) sx
-    J_ops = obs.rate_operators(model, model.H_QB, model.drive_op)
-    F_ops = obs.rate_operators(model, H_0_static, model.drive_op)
-    e_ops = {
-        "trace": qutip.qeye_like(model.H_QB),
-        "bloch_x": model.sx,
-        "bloch_y": model.sy,
-        "bloch_z": model.sz,
-        "J0": J_ops[0],
-        "J1": J_ops[1],
-        "F0": F_ops[0],
-        "F1": F_ops[1],
-    }
-    if model.catalyst:
-        e_ops["num"] = model.num
-    # C2 = i[sx, sx] = 0 for both rates: the s^2 term vanishes identically.
-    assert J_ops[2].norm() == 0 and F_ops[2].norm() == 0
+    e_ops = expect_operators(model)
 
-    options = {
-        "method": p["method"],
-        "atol": p["atol"],
-        "rtol": p["rtol"],
-        "nsteps": p["nsteps"],
-        "normalize_output": False,
-        "store_states": False,
-        "progress_bar": "",
-    }
-    if p["max_step"] > 0:
-        options["max_step"] = p["max_step"]
+    options = solver_options(p)
     start = _time.perf_counter()
     try:
         solver = qutip.MESolver(model.hamiltonian(), model.c_ops, options=options)
@@ -90,19 +64,66 @@ def simulate(params: dict | None = None) -> Trajectory:
     wall = _time.perf_counter() - start
 
     ev = dict(zip(e_ops, result.expect))
-    if "num" not in ev:
-        ev["num"] = None
-    bad = [k for k, v in ev.items() if v is not None and not np.all(np.isfinite(v))]
+    bad = [k for k, v in ev.items() if not np.all(np.isfinite(v))]
     if bad:
         raise SimulationError(
             f"non-finite {', '.join(bad)} at point {_describe(p)}; "
             "try tighter atol/rtol, a smaller max_step or another method"
         )
-    re = {k: (np.real(v) if v is not None else None) for k, v in ev.items()}
+    data = observables_from_expect(p, tlist, ev)
+    traj = Trajectory(params=p, time=tlist, data=data, wall_time=wall)
+    traj.sanity = sanity_checks(traj)
+    return traj
 
-    s = p["Omega"] * np.sin(p["omega_d"] * tlist)
-    ds = p["Omega"] * p["omega_d"] * np.cos(p["omega_d"] * tlist)
-    x, y, z, tr = re["bloch_x"], re["bloch_y"], re["bloch_z"], re["trace"]
+
+def solver_options(p: dict, **extra) -> dict:
+    """MESolver options for the point's solver settings; output normalisation off so that a
+    trace error shows instead of being hidden."""
+    options = {
+        "method": p["method"],
+        "atol": p["atol"],
+        "rtol": p["rtol"],
+        "nsteps": p["nsteps"],
+        "normalize_output": False,
+        "store_states": False,
+        "progress_bar": "",
+        **extra,
+    }
+    if p["max_step"] > 0:
+        options["max_step"] = p["max_step"]
+    return options
+
+
+def expect_operators(model) -> dict:
+    """The operators whose expectation values give every observable (see qbcat.observables).
+
+    J = <J0> + s(t)<J1> and net flux = <F0> + s(t)<F1>; their s^2 terms, i[sx, sx], vanish.
+    """
+    H_0_static = model.H_QB + model.H_int  # H_0(t) = H_QB + H_int + s(t) sx
+    J = obs.rate_operators(model, model.H_QB, model.drive_op)
+    F = obs.rate_operators(model, H_0_static, model.drive_op)
+    assert J[2].norm() == 0 and F[2].norm() == 0
+    ops = {
+        "trace": qutip.qeye_like(model.H_QB),
+        "bloch_x": model.sx,
+        "bloch_y": model.sy,
+        "bloch_z": model.sz,
+        "J0": J[0],
+        "J1": J[1],
+        "F0": F[0],
+        "F1": F[1],
+    }
+    if model.catalyst:
+        ops["num"] = model.num
+    return ops
+
+
+def observables_from_expect(p: dict, t: np.ndarray, ev: dict) -> dict:
+    """SPEC observables at times ``t`` from the expectation values of :func:`expect_operators`."""
+    re = {k: np.real(np.asarray(v)) for k, v in ev.items()}
+    s = p["Omega"] * np.sin(p["omega_d"] * t)
+    ds = p["Omega"] * p["omega_d"] * np.cos(p["omega_d"] * t)
+    x, y, z = re["bloch_x"], re["bloch_y"], re["bloch_z"]
     energy_qb = 0.5 * p["omega_a"] * z
     data = {
         "ergotropy": obs.ergotropy_qubit(x, y, z, p["omega_a"]),
@@ -114,13 +135,11 @@ def simulate(params: dict | None = None) -> Trajectory:
         "bloch_x": x,
         "bloch_y": y,
         "bloch_z": z,
-        "trace": tr,
+        "trace": re["trace"],
     }
-    if model.catalyst:
+    if "num" in re:
         data["energy_cat"] = p["omega_c"] * re["num"]
-    traj = Trajectory(params=p, time=tlist, data=data, wall_time=wall)
-    traj.sanity = sanity_checks(traj)
-    return traj
+    return data
 
 
 def central_derivative(y: np.ndarray, dt: float) -> np.ndarray:

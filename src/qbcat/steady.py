@@ -61,9 +61,9 @@ import qutip
 import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
-from . import observables as obs
 from .model import Model, build_model
 from .params import PARAMETERS, ParameterError, point_id, validate
+from .solve import expect_operators, observables_from_expect, solver_options
 
 #: Observables of a steady state (energy_cat only for catalyzed points), as in a point dataset.
 OBSERVABLES = ("ergotropy", "energy_qb", "energy_cat", "power", "heat_current", "net_flux",
@@ -124,51 +124,7 @@ def drive_period(p: dict) -> float:
     return math.nan if is_time_independent(p) else 2 * math.pi / p["omega_d"]
 
 
-def solver_options(p: dict, **extra) -> dict:
-    """The engine's MESolver options (qbcat.solve.simulate) for the point's solver settings."""
-    options = {
-        "method": p["method"], "atol": p["atol"], "rtol": p["rtol"], "nsteps": p["nsteps"],
-        "normalize_output": False, "store_states": False, "progress_bar": "", **extra,
-    }
-    if p["max_step"] > 0:
-        options["max_step"] = p["max_step"]
-    return options
-
-
 # ----------------------------------------------------------------------------- observables
-
-
-def _expect_operators(model: Model) -> dict:
-    """The operators whose expectation values give every observable (as in qbcat.solve)."""
-    H_0_static = model.H_QB + model.H_int
-    J = obs.rate_operators(model, model.H_QB, model.drive_op)
-    F = obs.rate_operators(model, H_0_static, model.drive_op)
-    ops = {"trace": qutip.qeye_like(model.H_QB), "bloch_x": model.sx, "bloch_y": model.sy,
-           "bloch_z": model.sz, "J0": J[0], "J1": J[1], "F0": F[0], "F1": F[1]}
-    if model.catalyst:
-        ops["num"] = model.num
-    return ops
-
-
-def _observables(p: dict, t: np.ndarray, ev: dict) -> dict:
-    """SPEC observables from expectation values at times t (same formulas as qbcat.solve)."""
-    re = {k: np.real(np.asarray(v)) for k, v in ev.items()}
-    s = p["Omega"] * np.sin(p["omega_d"] * t)
-    ds = p["Omega"] * p["omega_d"] * np.cos(p["omega_d"] * t)
-    x, y, z = re["bloch_x"], re["bloch_y"], re["bloch_z"]
-    energy_qb = 0.5 * p["omega_a"] * z
-    data = {
-        "ergotropy": obs.ergotropy_qubit(x, y, z, p["omega_a"]),
-        "energy_qb": energy_qb,
-        "power": ds * x,
-        "heat_current": re["J0"] + s * re["J1"],
-        "net_flux": re["F0"] + s * re["F1"],
-        "internal_energy": energy_qb + s * x,
-        "bloch_x": x, "bloch_y": y, "bloch_z": z, "trace": re["trace"],
-    }
-    if "num" in re:
-        data["energy_cat"] = p["omega_c"] * re["num"]
-    return data
 
 
 def _period_means(data: dict) -> dict:
@@ -353,7 +309,7 @@ def steady_state(params: dict | None = None, *, method: str = "auto", n_period: 
     if not (isinstance(n_period, int) and n_period >= 4):
         raise ParameterError(f"n_period: must be an integer >= 4, got {n_period!r}")
     model = build_model(p)
-    ops = _expect_operators(model)
+    ops = expect_operators(model)
     periods = 0
     start = _time.perf_counter()
     try:
@@ -401,7 +357,7 @@ def steady_state(params: dict | None = None, *, method: str = "auto", n_period: 
         raise SteadyStateError(f"steady state failed ({type(exc).__name__}: {exc}) at point {_describe(p)}; "
                                "try another method or solver settings") from exc
     wall = _time.perf_counter() - start
-    data = _observables(p, t, ev)
+    data = observables_from_expect(p, t, ev)
     bad = [k for k, v in data.items() if not np.all(np.isfinite(v))]
     if bad:
         raise SteadyStateError(f"non-finite {', '.join(bad)} in the steady state at point {_describe(p)}")
