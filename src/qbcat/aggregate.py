@@ -1,0 +1,458 @@
+"""Sweep datasets: a sweep's point files stacked lazily (dask) into one compressed NetCDF.
+
+Format (fixed in the project notes): dims ``(*axes, case, time)`` with the swept parameters as
+coordinates in config order and ``case`` = ("catalyzed", "baseline"); every observable of the
+point datasets (``energy_cat`` NaN for the baseline); ``point_id`` and the four ``sanity_*``
+numbers per (*axes, case); global attributes ``sweep_name``, ``sweep_axes`` and every parameter
+that is not swept.
+
+How it is built, and why:
+
+1. :func:`check_points` opens every point file's header once (attributes only), checks that
+   the file's parameters are the ones the sweep expects (:func:`qbcat.io.read_params`), and
+   collects ids and sanity numbers. A missing or mismatching point is refused with a message
+   naming the file, before anything is written (with ``allow_gaps`` a missing point is a NaN
+   gap instead, listed in the variable ``missing_point`` and the attribute ``gaps``).
+2. The observables are dask arrays, one chunk per block of grid cells (whole time series,
+   about ``chunk_mb`` per variable). One task reads one block: it opens each file of the block
+   once and returns all observables, so a file is opened once however many variables there are
+   (``xarray.open_mfdataset`` would make one task per file and variable, ~10^5 tasks for a
+   10^4-point map, and open every file through xarray's slower machinery).
+3. The dataset is written with xarray's netCDF4 engine, zlib-compressed, in chunks equal to the
+   dask chunks, to a temporary file renamed into place (:func:`qbcat.io.write_netcdf`).
+
+Thread safety: libnetcdf and HDF5 are not thread-safe and netCDF4-python does not serialise
+calls into them; that is why ``open_mfdataset(parallel=True)`` with the netCDF4 engine can
+crash. Here every netCDF call — our reads and xarray's chunk writes — holds the same
+process-wide locks (xarray's ``NETCDFC_LOCK`` and ``HDF5_LOCK``, which xarray's netCDF4 backend
+takes for each write), so dask's threaded scheduler is safe: while one thread is inside the
+library, the others decompress nothing but can assemble and hand over arrays. (h5netcdf would
+serialise through h5py's global lock, but h5py is not installed here; the netCDF4 engine is.)
+Memory stays bounded by a few blocks at a time, whatever the sweep's size: dask's ordering
+reads a block, hands its variables to the writer and drops it; netCDF's per-variable chunk
+cache (64 MiB each by default, which would hold on to written chunks) is made small while the
+file is written, since every chunk is written once, whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from .grid import CASES, POINT_SUFFIX, Sweep, remove_stale_temporaries
+from .params import PARAMETERS
+
+#: The per-point sanity numbers (attributes ``sanity_*`` of a point file).
+SANITY = ("trace_error_max", "min_eigenvalue_qb", "first_law_residual", "first_law_residual_rel")
+
+
+class AggregationError(RuntimeError):
+    """A sweep that cannot be aggregated; the message names the point file and what is wrong."""
+
+
+def _observables() -> list[str]:
+    from .io import VARIABLES
+
+    return [name for name in VARIABLES if name != "time"]
+
+
+def _nc_lock():
+    """The locks xarray's netCDF4 backend holds for every read and write, combined."""
+    from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
+
+    return combine_locks([NETCDFC_LOCK, HDF5_LOCK])
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Check every point file's header
+
+
+@dataclass
+class PointTable:
+    """What the headers of a sweep's point files say, on the sweep's grid (*shape, case)."""
+
+    paths: np.ndarray  # object: file path, or None for a gap
+    point_id: np.ndarray  # str
+    sanity: dict  # name -> float array
+    time: np.ndarray
+    gaps: list = field(default_factory=list)  # ids of missing points
+    qutip_versions: list = field(default_factory=list)
+
+
+def _read_header(path: str) -> tuple[dict, set, int]:
+    import netCDF4
+
+    with _nc_lock():
+        with netCDF4.Dataset(path) as nc:
+            attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+            return attrs, set(nc.variables), len(nc.dimensions["time"])
+
+
+def _read_time(path: str) -> np.ndarray:
+    import netCDF4
+
+    with _nc_lock():
+        with netCDF4.Dataset(path) as nc:
+            nc.set_auto_mask(False)
+            return np.asarray(nc.variables["time"][:], dtype=float)
+
+
+def _files_by_id(files: Iterable[str | os.PathLike]) -> dict[str, str]:
+    out = {}
+    for f in files:
+        name = Path(f).name
+        if name.endswith(POINT_SUFFIX):
+            out[name[: -len(POINT_SUFFIX)]] = str(f)
+    return out
+
+
+def _mismatch(expected: Mapping, found: Mapping) -> list[str]:
+    keys = sorted(set(expected) | set(found))
+    return [f"{k}: expected {expected.get(k)!r}, file has {found.get(k)!r}"
+            for k in keys if expected.get(k) != found.get(k)]
+
+
+def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: bool = False,
+                 log=None) -> PointTable:
+    """Check that every point of ``sweep`` has a matching file among ``files``.
+
+    A point file must be named ``<point_id>.nc`` and hold that point's parameters; a missing one
+    raises AggregationError naming the expected file (or, with ``allow_gaps``, becomes a gap).
+    """
+    from .io import read_params
+
+    log = log or _stderr
+    by_id = _files_by_id(files)
+    shape = sweep.shape + (len(CASES),)
+    paths = np.full(shape, None, dtype=object)
+    ids = np.full(shape, "", dtype=object)
+    sanity = {name: np.full(shape, np.nan) for name in SANITY}
+    gaps, versions, n_time, headers = [], set(), None, {}
+    expected_vars = set(_observables())
+    last = time.monotonic()
+    for n, (index, pair) in enumerate(sweep.cells(), start=1):
+        for c, case in enumerate(CASES):
+            pid, params = pair[case]
+            ids[index + (c,)] = pid
+            path = by_id.get(pid)
+            if path is None or not os.path.exists(path):
+                where = path or f"<point dir>/{pid}{POINT_SUFFIX}"
+                if not allow_gaps:
+                    raise AggregationError(
+                        f"sweep {sweep.name}: point file {where} is missing ({case} point "
+                        f"{_describe(params, sweep)}); run the simulations first, or set "
+                        "allow_gaps: true to leave it as a NaN gap")
+                if pid not in gaps:
+                    gaps.append(pid)
+                continue
+            if pid not in headers:
+                try:
+                    attrs, variables, nt = _read_header(path)
+                except Exception as exc:  # noqa: BLE001 - truncated, overwritten, not NetCDF...
+                    raise AggregationError(
+                        f"sweep {sweep.name}: cannot read point file {path} ({type(exc).__name__}: "
+                        f"{exc}); it is damaged: delete it to have it recomputed") from None
+                found = read_params(SimpleNamespace(attrs=attrs))
+                wrong = _mismatch(params, found)
+                if wrong or attrs.get("point_id") != pid:
+                    raise AggregationError(
+                        f"sweep {sweep.name}: point file {path} does not hold the expected point "
+                        f"({'; '.join(wrong) or 'point_id ' + repr(attrs.get('point_id'))}); "
+                        "delete it to have it recomputed")
+                want = expected_vars - ({"energy_cat"} if case == "baseline" else set())
+                if want - variables:
+                    raise AggregationError(f"sweep {sweep.name}: point file {path} lacks "
+                                           f"{', '.join(sorted(want - variables))}")
+                if n_time is None:
+                    n_time = nt
+                elif nt != n_time:
+                    raise AggregationError(f"sweep {sweep.name}: point file {path} has {nt} times, "
+                                           f"other points {n_time}")
+                versions.add(str(attrs.get("qutip_version", "unknown")))
+                headers[pid] = {name: float(attrs.get(f"sanity_{name}", np.nan)) for name in SANITY}
+            paths[index + (c,)] = path
+            for name in SANITY:
+                sanity[name][index + (c,)] = headers[pid][name]
+        if time.monotonic() - last > 10:
+            log(f"aggregate {sweep.name}: checked {n}/{sweep.size} grid cells")
+            last = time.monotonic()
+    present = [p for p in paths.flat if p is not None]
+    if not present:
+        raise AggregationError(f"sweep {sweep.name}: no point file at all")
+    return PointTable(paths, ids.astype(str), sanity, _read_time(present[0]), gaps, sorted(versions))
+
+
+def sanity_flags(table: PointTable, bounds: Mapping | None = None) -> tuple[np.ndarray, dict]:
+    """``sanity_ok`` on the grid (*shape, case): 1 within ``bounds``, 0 broken, -1 missing point;
+    and {point_id: violations (text)} of the points that break them."""
+    from .io import sanity_violations
+
+    ok = np.ones(table.point_id.shape, dtype=np.int8)
+    broken = {}
+    for index in np.ndindex(*ok.shape):
+        if table.paths[index] is None:
+            ok[index] = -1
+            continue
+        found = sanity_violations({name: table.sanity[name][index] for name in SANITY}, bounds)
+        if found:
+            ok[index] = 0
+            broken[str(table.point_id[index])] = "; ".join(found)
+    return ok, broken
+
+
+def _cell_text(sweep: Sweep, index: tuple) -> str:
+    """'catalyzed, g=0.1, omega_c=0.8' for a grid index (*axes, case)."""
+    values = ", ".join(f"{a.name}={a.values[i]}" for a, i in zip(sweep.axes, index[:-1]))
+    return f"{CASES[index[-1]]}, {values}"
+
+
+def _describe(params: Mapping, sweep: Sweep) -> str:
+    return ", ".join(f"{k}={params[k]}" for k in sweep.axis_names if k in params) or "base point"
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Lazy observables
+
+
+def _read_block(paths: np.ndarray, names: Sequence[str], n_time: int) -> np.ndarray:
+    """All observables of a block of points: shape (len(names), *paths.shape, n_time), NaN for
+    gaps and for variables a point does not have (energy_cat of a baseline)."""
+    import netCDF4
+
+    out = np.full((len(names),) + paths.shape + (n_time,), np.nan)
+    cache: dict[str, dict] = {}  # a block often holds the same baseline many times
+    for index in np.ndindex(*paths.shape):
+        path = paths[index]
+        if path is None:
+            continue
+        if path not in cache:
+            try:
+                with _nc_lock():
+                    with netCDF4.Dataset(path) as nc:
+                        nc.set_auto_mask(False)
+                        cache[path] = {v: nc.variables[v][:] for v in names if v in nc.variables}
+            except Exception as exc:  # noqa: BLE001 - e.g. damaged after its header was checked
+                raise AggregationError(
+                    f"cannot read point file {path} ({type(exc).__name__}: {exc}); it is damaged: "
+                    "delete it to have it recomputed") from None
+        for k, name in enumerate(names):
+            if name in cache[path]:
+                out[(k,) + index] = cache[path][name]
+    return out
+
+
+def block_shape(shape: Sequence[int], n_time: int, chunk_mb: float) -> tuple[int, ...]:
+    """Grid cells per chunk along each axis: whole time series and both cases in a chunk of about
+    ``chunk_mb`` MiB per variable, filled from the last axis backwards, split evenly."""
+    cells = max(1, int(chunk_mb * 2**20 // (len(CASES) * n_time * 8)))
+    out = []
+    for size in reversed(shape):
+        take = min(size, cells)
+        take = -(-size // -(-size // take))  # even split: ceil(size / n_blocks)
+        out.append(take)
+        cells = max(1, cells // size) if take == size else 1
+    return tuple(reversed(out))
+
+
+def lazy_observables(table: PointTable, chunk_mb: float = 4.0) -> tuple[dict, tuple]:
+    """name -> dask array (*shape, case, time), one read task per block; and the chunk shape."""
+    import dask
+    import dask.array as da
+
+    names = _observables()
+    grid_shape = table.paths.shape[:-1]
+    n_time = len(table.time)
+    bshape = block_shape(grid_shape, n_time, chunk_mb)
+    n_blocks = [-(-s // b) for s, b in zip(grid_shape, bshape)]
+    pieces = {name: np.empty(n_blocks, dtype=object) for name in names}
+    for bindex in np.ndindex(*n_blocks):
+        sl = tuple(slice(i * b, min((i + 1) * b, s)) for i, b, s in zip(bindex, bshape, grid_shape))
+        block_paths = table.paths[sl]
+        block = dask.delayed(_read_block, pure=True)(block_paths, names, n_time)
+        shape = block_paths.shape + (n_time,)
+        for k, name in enumerate(names):
+            pieces[name][bindex] = da.from_delayed(block[k], shape=shape, dtype=float)
+    arrays = {name: _concatenate(pieces[name]) for name in names}
+    return arrays, bshape + (len(CASES), n_time)
+
+
+def _concatenate(blocks: np.ndarray, axis: int = 0):
+    """Join an N-d grid of dask arrays along their first N axes (da.block would join along
+    the last ones)."""
+    import dask.array as da
+
+    if blocks.ndim == 1:
+        return da.concatenate(list(blocks), axis=axis)
+    return da.concatenate([_concatenate(sub, axis + 1) for sub in blocks], axis=axis)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. The dataset and its file
+
+
+def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_gaps: bool = False,
+                  sanity_bounds: Mapping | None = None):
+    """The (lazy) sweep dataset of checked points, flagged against ``sanity_bounds``."""
+    import xarray as xr
+
+    from .io import VARIABLES, describe, describe_bounds
+
+    dims = (*sweep.axis_names, "case")
+    coords = {a.name: (a.name, np.asarray(a.values)) for a in sweep.axes}
+    coords["case"] = ("case", np.array(CASES, dtype=object))
+    coords["time"] = ("time", table.time, dict(zip(("units", "long_name", "comment"), VARIABLES["time"])))
+    ds = xr.Dataset(coords=coords)
+    arrays, chunks = lazy_observables(table, chunk_mb)
+    for name, array in arrays.items():
+        units, long_name, comment = VARIABLES[name]
+        ds[name] = ((*dims, "time"), array, {"units": units, "long_name": long_name, "comment": comment})
+        ds[name].encoding = {"zlib": True, "complevel": 1, "shuffle": True, "chunksizes": chunks}
+    ds["point_id"] = (dims, table.point_id.astype(object))
+    for name in SANITY:
+        ds[f"sanity_{name}"] = (dims, table.sanity[name])
+    ok, _ = sanity_flags(table, sanity_bounds)
+    ds["sanity_ok"] = (dims, ok, {"flag_values": np.array([-1, 0, 1], dtype=np.int8),
+                                  "flag_meanings": "missing_point bounds_broken within_bounds"})
+    if allow_gaps:
+        gap = np.isin(table.point_id, table.gaps) if table.gaps else np.zeros(table.point_id.shape, bool)
+        ds["missing_point"] = (dims, gap.astype(np.int8), {
+            "units": "1", "long_name": "point file missing (data NaN)",
+            "comment": "1: this point failed and allow_gaps was true; its observables are NaN"})
+    attrs = {"sweep_name": sweep.name, "sweep_axes": " ".join(sweep.axis_names)}
+    for name, value in sweep.fixed.items():
+        if name != "catalyst":
+            attrs[name] = int(value) if PARAMETERS[name].kind is bool else value
+    if sweep.description:
+        attrs["sweep_description"] = sweep.description
+    attrs["point_qutip_versions"] = " ".join(table.qutip_versions)
+    attrs["sanity_bounds"] = describe_bounds(None if sanity_bounds is None else dict(sanity_bounds))
+    if allow_gaps:
+        attrs["gaps"] = " ".join(table.gaps)
+    ds.attrs.update(attrs)
+    axes = " x ".join(f"{a.name} ({len(a.values)})" for a in sweep.axes)
+    return describe(
+        ds,
+        title=f"qbcat sweep {sweep.name}: {axes}",
+        summary=(f"Time series of the driven qubit battery's observables over the sweep "
+                 f"{sweep.name} ({sweep.description or axes}), each grid point catalyzed and as "
+                 "its uncatalyzed baseline, stacked from the per-point datasets."),
+        history_entry=f"qbcat.aggregate: stacked {table.paths.size - len(table.gaps)} point files "
+        f"of sweep {sweep.name}",
+    )
+
+
+def write_sweep(
+    sweep: Sweep,
+    files: Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    allow_gaps: bool = False,
+    threads: int = 1,
+    chunk_mb: float = 4.0,
+    log=None,
+    sanity_bounds: Mapping | None = None,
+) -> Path:
+    """Check the sweep's point files, stack them lazily and write ``output`` atomically.
+
+    Points that break ``sanity_bounds`` (default :data:`qbcat.io.DEFAULT_SANITY_BOUNDS`) are
+    flagged in the variable ``sanity_ok`` and named in the log. Temporary files of an earlier,
+    interrupted write of ``output`` are deleted first.
+    """
+    import dask
+
+    from .io import write_netcdf
+
+    log = log or _stderr
+    start = time.perf_counter()
+    bounds = dict(sanity_bounds) if sanity_bounds is not None else None
+    remove_stale_temporaries([output], log)
+    table = check_points(sweep, files, allow_gaps, log)
+    if table.gaps:
+        log(f"aggregate {sweep.name}: {len(table.gaps)} missing point(s) left as NaN: "
+            f"{' '.join(table.gaps)}")
+    _log_sanity(sweep, table, bounds, log)
+    ds = sweep_dataset(sweep, table, chunk_mb, allow_gaps, bounds)
+    log(f"aggregate {sweep.name}: {sweep.size} grid cells checked in "
+        f"{time.perf_counter() - start:.1f} s; writing {output}")
+    scheduler = {"scheduler": "threads", "num_workers": threads} if threads > 1 else {"scheduler": "synchronous"}
+    with dask.config.set(**scheduler), _Progress(log, sweep.name), _small_chunk_cache():
+        # compress=False: the encodings (zlib, chunks) are set on the variables themselves
+        path = write_netcdf(ds, output, compress=False)
+    log(f"aggregate {sweep.name}: wrote {output} in {time.perf_counter() - start:.1f} s")
+    return path
+
+
+def _log_sanity(sweep: Sweep, table: PointTable, bounds: Mapping | None, log, most: int = 100) -> None:
+    """Name every point that breaks the sanity bounds (the first ``most`` of them in full)."""
+    from .io import describe_bounds
+
+    ok, broken = sanity_flags(table, bounds)
+    if not broken:
+        return
+    log(f"aggregate {sweep.name}: SANITY: {len(broken)} point(s) break the bounds "
+        f"({describe_bounds(bounds)}); kept, flagged sanity_ok = 0:")
+    shown = set()
+    for index in zip(*np.nonzero(ok == 0)):
+        pid = str(table.point_id[index])
+        if pid in shown:
+            continue
+        shown.add(pid)
+        if len(shown) > most:
+            log(f"  ... and {len(broken) - most} more (see the variable sanity_ok)")
+            break
+        log(f"  point {pid} ({_cell_text(sweep, tuple(int(i) for i in index))}): {broken[pid]}")
+
+
+@contextlib.contextmanager
+def _small_chunk_cache(size: int = 2**20):
+    """netCDF keeps a chunk cache per variable (64 MiB by default), so memory would grow with
+    the file up to ~11 x 64 MiB while it is written. Each chunk is written exactly once, whole,
+    so the cache buys nothing: chunks larger than ``size`` bypass it."""
+    import netCDF4
+
+    old = netCDF4.get_chunk_cache()
+    netCDF4.set_chunk_cache(size, old[1], old[2])
+    try:
+        yield
+    finally:
+        netCDF4.set_chunk_cache(*old)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """Log the share of finished dask tasks every few seconds (long aggregations show progress)."""
+
+    def __init__(self, log, name: str, every_s: float = 5.0):
+        from dask.callbacks import Callback
+
+        state = {"total": 0, "done": 0, "last": time.monotonic()}
+
+        def start_state(dsk, _state):
+            state["total"] = len(dsk)
+
+        def posttask(key, result, dsk, _state, worker_id):
+            state["done"] += 1
+            if time.monotonic() - state["last"] >= every_s:
+                state["last"] = time.monotonic()
+                log(f"aggregate {name}: {100 * state['done'] // max(state['total'], 1)}% "
+                    f"of {state['total']} tasks")
+
+        self.callback = Callback(start_state=start_state, posttask=posttask)
+
+    def __enter__(self):
+        self.callback.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.callback.__exit__(*exc)

@@ -1,0 +1,46 @@
+# Aggregation: one dataset per sweep, results/sweeps/{sweep}.nc, stacked lazily (dask) from the
+# sweep's point files; and the point index.
+
+
+rule aggregate_sweep:
+    input:
+        points=sweep_point_files,
+    output:
+        "results/sweeps/{sweep}.nc",
+    log:
+        "logs/aggregate/{sweep}.log",
+    benchmark:
+        "logs/benchmarks/aggregate_{sweep}.tsv"
+    wildcard_constraints:
+        sweep=sweep_name_pattern(),
+    conda:
+        "../../envs/qbcat.yaml"
+    threads: config["aggregate"]["threads"]
+    resources:
+        mem_mb=config["resources"]["aggregate"]["mem_mb"],
+        runtime=config["resources"]["aggregate"]["runtime_min"],
+    params:
+        sweep=sweep_spec,
+        allow_gaps=config["allow_gaps"],
+        chunk_mb=config["aggregate"]["chunk_mb"],
+        sanity=STUDY.sanity,
+        version=QBCAT_VERSION,
+    script:
+        "../../scripts/aggregate_sweep.py"
+
+
+rule point_index:
+    input:
+        study_point_files,
+    output:
+        "results/points/index.csv",
+    log:
+        "logs/point_index.log",
+    localrule: True
+    params:
+        study=STUDY.to_spec(),
+        version=QBCAT_VERSION,
+    run:
+        grid.write_index(
+            grid.Study.from_spec(params.study), output[0], POINT_DIR, log[0]
+        )

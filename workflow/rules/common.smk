@@ -1,0 +1,104 @@
+# Helpers and target functions of the qbcat workflow.
+#
+# Everything that decides what runs is computed here, once, when Snakemake reads the workflow:
+#   config -> STUDY (qbcat.grid.load_config: schema, then semantic checks): sweeps and points
+#   points without a file in results/points -> BATCHES of at most batch_size points
+# simulate.smk defines one rule per batch, whose outputs are exactly its points' files; point
+# files that exist are plain inputs of the aggregation (no rule makes them), so a re-run with
+# nothing changed runs nothing and a new point runs only its own batch.
+import sys
+from pathlib import Path
+
+import qbcat
+from qbcat import grid
+
+# In every rule's params: Snakemake does not track changes to imported modules.
+QBCAT_VERSION = qbcat.__version__
+POINT_DIR = "results/points"
+SCHEMA = Path(workflow.basedir, "config", "schema.yaml")
+# Batches of the current run, written when jobs start (onstart, simulate.smk).
+PLAN_FILE = Path(".snakemake", "qbcat", "batch-plan.json")
+
+try:
+    STUDY = grid.load_config(config, SCHEMA, workflow.configfiles)
+except grid.ConfigError as exc:
+    sys.exit(f"qbcat: bad config: {exc}")
+
+# With allow_gaps, points whose last attempt failed are not retried (they become NaN gaps).
+FAILED = grid.failed_points(POINT_DIR) if STUDY.allow_gaps else set()
+
+
+def parallel_slots():
+    """Jobs that can run at once: --jobs (cluster, or local -j), else --cores."""
+    return workflow.nodes or workflow.global_resources["_cores"].value or 1
+
+
+if workflow.is_main_process:
+    BATCHES = grid.partition(
+        [p for p in grid.missing_points(STUDY, POINT_DIR) if p not in FAILED],
+        STUDY.batch_size,
+        parallel_slots(),
+    )
+else:
+    # A job step (e.g. a cluster job) reads the workflow again while other batches' points may
+    # already exist: it must define the batch rules of the run that submitted it.
+    BATCHES = {
+        name: ids
+        for name, ids in grid.read_batch_plan(PLAN_FILE).items()
+        if all(p in STUDY.points for p in ids)
+    }
+
+
+def point_file(pid):
+    return grid.point_path(POINT_DIR, pid)
+
+
+def sweep_point_files(wildcards):
+    """The point files a sweep's dataset is stacked from (gaps left out with allow_gaps)."""
+    return [
+        point_file(p) for p in STUDY.sweep_points[wildcards.sweep] if p not in FAILED
+    ]
+
+
+def study_point_files(wildcards):
+    return [point_file(p) for p in STUDY.points if p not in FAILED]
+
+
+def sweep_spec(wildcards):
+    """The sweep's definition (axes and fixed parameters): a config edit that changes it
+    reruns the aggregation, one that does not (e.g. plots) leaves it alone."""
+    return STUDY.sweeps[wildcards.sweep].to_spec()
+
+
+def batch_resources(ids):
+    res = STUDY.resources["simulate"]
+    return {"mem_mb": res["mem_mb"], "runtime": grid.runtime_minutes(len(ids), res)}
+
+
+def sweep_name_pattern():
+    return "|".join(STUDY.sweeps) or "(?!)"
+
+
+# The `all` target (Snakefile) is whatever these functions return; rule files add theirs.
+TARGET_FUNCTIONS = []
+
+
+def add_targets(function):
+    """Register a function () -> list of paths as final outputs of `snakemake` (rule all)."""
+    TARGET_FUNCTIONS.append(function)
+
+
+def all_targets(wildcards):
+    return [path for function in TARGET_FUNCTIONS for path in function()]
+
+
+def sweep_datasets():
+    return expand("results/sweeps/{sweep}.nc", sweep=STUDY.sweeps)
+
+
+def point_index():
+    return ["results/points/index.csv"]
+
+
+add_targets(sweep_datasets)
+add_targets(point_index)

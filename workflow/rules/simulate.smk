@@ -1,0 +1,32 @@
+# Simulation: one rule per batch of missing points (BATCHES, common.smk), defined in a loop with
+# the `name:` directive. A batch job simulates its points in one process (one QuTiP import)
+# and writes each point file atomically as soon as it is done; its outputs are exactly its
+# points' files.
+
+
+onstart:
+    grid.write_batch_plan(PLAN_FILE, BATCHES)
+
+
+for batch, ids in BATCHES.items():
+
+    rule:
+        name:
+            batch
+        output:
+            [point_file(p) for p in ids],
+        log:
+            f"logs/simulate/{batch}.log",
+        benchmark:
+            f"logs/benchmarks/{batch}.tsv"
+        conda:
+            "../../envs/qbcat.yaml"
+        threads: 1
+        resources:
+            **batch_resources(ids),
+        params:
+            points=[STUDY.points[p] for p in ids],
+            sanity=STUDY.sanity,
+            version=QBCAT_VERSION,
+        script:
+            "../../scripts/simulate_batch.py"
