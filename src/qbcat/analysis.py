@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
+from .atomic import write_text
 
 CASE = "case"
 CATALYZED = "catalyzed"
@@ -511,19 +511,7 @@ def open_sweeps(paths: Iterable[str | os.PathLike],
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` to ``path`` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_text(text, path)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:

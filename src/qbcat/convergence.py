@@ -59,7 +59,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +69,7 @@ import pandas as pd
 
 from .params import PARAMETERS, SOLVER_METHODS, ParameterError, point_id, validate
 from .solve import SimulationError, Trajectory, simulate
+from .atomic import atomic_output
 
 #: Observables compared by every check (energy_cat is skipped for the uncatalyzed baseline).
 OBSERVABLES = ("ergotropy", "heat_current", "energy_cat")
@@ -570,17 +570,8 @@ def raise_if_failed(result: pd.DataFrame, fail_on_error: bool) -> None:
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """The tidy table as CSV, written atomically (temporary file in the same folder, renamed)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -7,7 +7,6 @@ current in hbar omega_0^2. Figures are written atomically (temporary file, then 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .convergence import OBSERVABLES, summary, verdicts  # noqa: E402
+from .atomic import atomic_output, write_text
 
 FONT = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9}
 COLORS = {"ergotropy": "C0", "heat_current": "C1", "energy_cat": "C2"}
@@ -35,17 +35,9 @@ FLOOR = 1e-16  # exact agreement (deviation 0) is drawn here on a log axis
 def save_figure(fig, path: str | os.PathLike) -> Path:
     """Save ``fig`` to ``path`` atomically (format from the suffix) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
@@ -132,14 +124,7 @@ def plot_checks(table: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 def write_summary(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """The text summary (qbcat.convergence.summary) written atomically next to the figure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(summary(table) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return write_text(summary(table) + "\n", path)
 
 
 def plot_steady_map(ds, path: str | os.PathLike, variable: str = "ergotropy") -> Path:

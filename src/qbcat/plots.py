@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import string
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from . import analysis  # noqa: E402
 from .analysis import BASELINE, CASE, CATALYZED, TIME  # noqa: E402
+from .atomic import atomic_output
 
 STYLE = {
     "font.size": 9,
@@ -477,16 +477,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = (
     with plt.rc_context(STYLE):
         for fmt in formats:
             target = path.with_suffix(f".{fmt}")
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{fmt}", dir=target.parent)
-            os.close(fd)
-            try:
+            with atomic_output(target) as tmp:
                 metadata = {"CreationDate": None} if fmt == "pdf" else None
                 fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
             out.append(target)
     return out

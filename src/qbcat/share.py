@@ -14,11 +14,11 @@ import io as _io
 import json
 import os
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+from .atomic import atomic_output
 from .manifest import (
     MANIFEST_NAME,
     ManifestError,
@@ -92,10 +92,7 @@ def export(
     payload = json.dumps(manifest, indent=1).encode() + b"\n"
 
     top = _archive_root_name(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    try:
+    with atomic_output(output, suffix=".tmp") as tmp:
         # dereference: outputs restored from Snakemake's cache are symlinks; ship the data.
         with tarfile.open(tmp, "w:gz", dereference=True, format=tarfile.PAX_FORMAT) as tar:
             for path, rel, _ in files:
@@ -105,12 +102,6 @@ def export(
             info = _normalise(tarfile.TarInfo(f"{top}/{MANIFEST_NAME}"))
             info.size, info.mtime = len(payload), int(time.time())
             tar.addfile(info, _io.BytesIO(payload))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return output
 
 
