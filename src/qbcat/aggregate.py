@@ -363,8 +363,8 @@ def write_sweep(
     """Check the sweep's point files, stack them lazily and write ``output`` atomically.
 
     Points that break ``sanity_bounds`` (default :data:`qbcat.io.DEFAULT_SANITY_BOUNDS`) are
-    flagged in the variable ``sanity_ok`` and named in the log. Temporary files of an earlier,
-    interrupted write of ``output`` are deleted first.
+    flagged in the variable ``sanity_ok`` and named in the log. Temporaries of an interrupted
+    write of ``output`` are deleted first.
     """
     import dask
 
@@ -373,7 +373,9 @@ def write_sweep(
     log = log or _stderr
     start = time.perf_counter()
     bounds = dict(sanity_bounds) if sanity_bounds is not None else None
-    remove_stale_temporaries([output], log)
+    # the sweep file belongs to this job alone (one job per sweep, Snakemake's lock): any
+    # temporary of it was left by an interrupted aggregation, whatever its age
+    remove_stale_temporaries(Path(output).parent, older_than_s=0, of=Path(output).name, log=log)
     table = check_points(sweep, files, allow_gaps, log)
     if table.gaps:
         log(f"aggregate {sweep.name}: {len(table.gaps)} missing point(s) left as NaN: "

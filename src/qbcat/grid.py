@@ -18,7 +18,6 @@ This module is imported when the workflow is parsed, so it imports neither QuTiP
 from __future__ import annotations
 
 import csv
-import glob
 import hashlib
 import io
 import json
@@ -515,34 +514,47 @@ class PointFailure:
         return f"point {self.point_id} ({case}; not default: {changed or 'none'}): {self.error}"
 
 
-def stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Temporary files of unfinished atomic writes of ``path`` (``.NAME.*.tmp`` next to it,
-    see :func:`qbcat.io.write_netcdf`), e.g. left by a killed run. No reader uses them: they
-    are hidden and do not end in ``.nc``."""
-    path = Path(path)
-    try:
-        return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
-    except FileNotFoundError:
-        return []
+#: A temporary file of an atomic write (qbcat.io.write_netcdf) that has not been modified for
+#: this long has no live writer: a point file is written in one call, in seconds at most. So it
+#: was left by a killed run. Younger ones are left alone, since results/points may be shared by
+#: several runs (README, shared storage) and one of them may be writing it right now.
+STALE_AFTER_S = 3600.0
 
 
-def remove_stale_temporaries(paths: Iterable[str | os.PathLike], log=None) -> int:
-    """Delete the temporaries of ``paths`` (and of their .failed markers) left by a killed run.
+#: The name tempfile.mkstemp gives the temporary of an atomic write of NAME (qbcat.io,
+#: qbcat.atomic): hidden, NAME, 8 random characters, then ``.tmp`` or NAME's own suffix.
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)$")
 
-    Safe because within one run every point belongs to exactly one batch (:func:`partition`)
-    and Snakemake's directory lock keeps a second run out: no live writer owns them. (A writer
-    that somehow still ran would only fail its own rename; a file under its final name is
-    always whole.)"""
-    removed = 0
-    for path in paths:
-        for tmp in stale_temporaries(path) + stale_temporaries(Path(path).with_suffix(FAILED_SUFFIX)):
-            try:
-                tmp.unlink()
-                removed += 1
-            except FileNotFoundError:
+
+def temporaries(folder: str | os.PathLike, of: str | None = None) -> list[Path]:
+    """Temporary files of atomic writes in ``folder`` (of the file named ``of`` only, if given).
+    No reader takes them for results: they are hidden (and a point file's does not end in .nc
+    unless qbcat.atomic's default suffix is used; its name still is not ``<point_id>.nc``)."""
+    found = []
+    for entry in _listing(folder):
+        match = TEMPORARY.match(entry)
+        if not match or (of is not None and match["name"] != of):
+            continue
+        if match["suffix"] in (".tmp", Path(match["name"]).suffix):
+            found.append(Path(folder, entry))
+    return sorted(found)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = STALE_AFTER_S,
+                             of: str | None = None, log=None) -> int:
+    """Delete the temporaries in ``folder`` (see :func:`temporaries`) not modified for
+    ``older_than_s`` seconds, i.e. left by interrupted writes; return how many."""
+    removed, now = 0, time.time()
+    for tmp in temporaries(folder, of):
+        try:
+            if now - tmp.stat().st_mtime < older_than_s:
                 continue
-            if log:
-                log(f"removed {tmp.name}, left by an interrupted write")
+            tmp.unlink()
+        except FileNotFoundError:  # removed meanwhile by another batch
+            continue
+        removed += 1
+        if log:
+            log(f"removed {tmp.name}, left by an interrupted write")
     return removed
 
 
@@ -555,8 +567,8 @@ def run_batch(
     Returns the failures (an ``<id>.failed`` marker with the error is left next to each, and
     removed once the point succeeds). ``outputs[k]`` must be the file named after point k's id.
     Each point file is flagged against ``sanity_bounds`` (:func:`qbcat.io.sanity_attrs`; a
-    point that breaks them is still written, and named in the log). Temporary files of earlier,
-    interrupted writes of these points are deleted first.
+    point that breaks them is still written, and named in the log). Temporaries of interrupted
+    writes in the output folder, older than :data:`STALE_AFTER_S`, are deleted first.
     """
     from .io import to_dataset, write_netcdf  # the engine, only when a batch really runs
     from .solve import simulate
@@ -565,7 +577,8 @@ def run_batch(
     if len(points) != len(outputs):
         raise ValueError(f"{len(points)} points but {len(outputs)} output files")
     bounds = dict(sanity_bounds) if sanity_bounds is not None else None
-    remove_stale_temporaries(outputs, log)
+    for folder in sorted({str(Path(out).parent) for out in outputs}):
+        remove_stale_temporaries(folder, log=log)
     failures = []
     for k, (params, out) in enumerate(zip(points, outputs), start=1):
         params = dict(params)
