@@ -37,7 +37,6 @@ file is written, since every chunk is written once, whole.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import time

@@ -25,7 +25,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .atomic import write_text
 from .params import PARAMETERS, ParameterError, canonical, point_id, validate
 
 CASES = ("catalyzed", "baseline")
@@ -481,7 +481,7 @@ def partition(ids: Iterable[str], batch_size: int, slots: int = 1) -> dict[str, 
 def write_batch_plan(path: str | os.PathLike, batches: Mapping[str, Sequence[str]]) -> None:
     """Record the batches of a run, so that job steps that re-read the workflow (cluster jobs)
     define the very same batch rules even when other batches' points already exist by then."""
-    _atomic_write_text(path, json.dumps({"batches": batches}, indent=1, sort_keys=True))
+    write_text(json.dumps({"batches": batches}, indent=1, sort_keys=True), path)
 
 
 def read_batch_plan(path: str | os.PathLike) -> dict[str, list[str]]:
@@ -594,7 +594,7 @@ def run_batch(
         except Exception as exc:  # noqa: BLE001 - record it, run the others, fail the job at the end
             failure = PointFailure(pid, params, f"{type(exc).__name__}: {exc}")
             failures.append(failure)
-            _atomic_write_text(marker, failure.describe() + "\n")
+            write_text(failure.describe() + "\n", marker)
             log(f"[{k}/{len(points)}] FAILED {failure.describe()}")
             continue
         if marker.exists():
@@ -640,23 +640,8 @@ def write_index(study: Study, path: str | os.PathLike, point_dir: str | os.PathL
     writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write_text(path, buf.getvalue())
+    write_text(buf.getvalue(), path)
     if log is not None:
         Path(log).parent.mkdir(parents=True, exist_ok=True)
         Path(log).write_text(f"{path}: {len(rows)} points\n")
     return len(rows)
-
-
-def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
+from .atomic import atomic_output
 from .params import ENGINE_VERSION, PARAMETERS, canonical, point_id
 
 if TYPE_CHECKING:  # only for annotations: importing solve would import QuTiP
@@ -338,14 +338,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compress: bool = True)
     # CF 2.5.1: a coordinate variable must not have _FillValue (xarray adds NaN by default).
     for name in ds.coords:
         encoding.setdefault(name, {})["_FillValue"] = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    # ".tmp", not ".nc": a glob for "*.nc" must never match a file still being written.
+    with atomic_output(path, suffix=".tmp") as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
