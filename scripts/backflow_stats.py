@@ -8,6 +8,9 @@ Snakemake rule:
             figure="....pdf"      (optional) scatter of enhancement vs backflow; PNG alongside
     params (all optional): t_start, t_end, late_duration, ratio_floor, tolerance (see
             qbcat.analysis), enhancement_metric ("mean_difference", for the scatter), dpi (200, PNG)
+  or, figure only (so that a figure option reruns no analysis):
+    input:  points="....csv"      a point table written as above
+    output: figure="....pdf"
 
 Outside Snakemake:
     python scripts/backflow_stats.py A.nc B.nc --points p.csv --correlations c.csv [--figure s.pdf]
@@ -36,6 +39,18 @@ def main(sweeps, points, correlations, figure=None, enhancement_metric="mean_dif
             print(f"wrote {path}")
 
 
+def plot(points, figure, enhancement_metric="mean_difference", dpi=200):
+    """The scatter figure from a point table written by :func:`main`."""
+    import pandas as pd
+
+    from qbcat import plots
+
+    table = pd.read_csv(points, dtype={"point_id": str, "sweep": str})
+    fig = plots.figure_backflow_scatter(table, enhancement_metric=enhancement_metric)
+    for path in plots.save_figure(fig, figure, dpi=dpi):
+        print(f"wrote {path}")
+
+
 def _cli(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sweeps", nargs="+")
@@ -58,14 +73,18 @@ if "snakemake" in globals():
     sm = globals()["snakemake"]
     if getattr(sm, "log", None):
         sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)
-    main(
-        list(sm.input.get("sweeps") or sm.input),
-        sm.output.points,
-        sm.output.correlations,
-        sm.output.get("figure"),
-        sm.params.get("enhancement_metric") or "mean_difference",
-        sm.params.get("dpi", 200),
-        **{k: sm.params.get(k) for k in OPTIONS},
-    )
+    if sm.input.get("points"):
+        plot(sm.input.points, sm.output.figure, sm.params.get("enhancement_metric") or "mean_difference",
+             sm.params.get("dpi", 200))
+    else:
+        main(
+            list(sm.input.get("sweeps") or sm.input),
+            sm.output.points,
+            sm.output.correlations,
+            sm.output.get("figure"),
+            sm.params.get("enhancement_metric") or "mean_difference",
+            sm.params.get("dpi", 200),
+            **{k: sm.params.get(k) for k in OPTIONS},
+        )
 elif __name__ == "__main__":
     _cli()

@@ -9,12 +9,22 @@ Snakemake (``script:`` directive):
 A failing required check raises (and fails the job) when options.fail_on_error is true (the
 default); the summary naming the failing check is printed to stderr (the job's log) first.
 
+The workflow (workflow/rules/products.smk) also runs the steps that combine the per-point
+tables, chosen by ``params.step``:
+    "summary"  input.tables (one per point), params.points {point_id: {label, params}} ->
+               output.table (one row per point and check: verdict PASS/FAIL, worst deviation,
+               margin, the point's parameters; failures first) and output.details (every row of
+               every point, with point_id and label)
+    "figure"   input.table -> output.figure (PDF; the PNG alongside), params.dpi
+    "gate"     input.table, params.fail_on_error -> output.verdict (one line per failing check);
+               with fail_on_error true a failing check fails this job, and so the run, without
+               touching the table and figures, which show the failure
+(no ``from __future__`` import here: Snakemake's script directive prepends its own preamble.)
+
 Outside Snakemake:
     python scripts/convergence_check.py --set g=0.2 [--config base.yaml] [--options checks.yaml] \\
         --table convergence.csv --figure convergence.png [--summary convergence.txt] [--no-fail]
 """
-
-from __future__ import annotations
 
 import argparse
 import sys
@@ -69,11 +79,137 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- the combined checks
+
+#: Parameters shown in the combined table (every parameter of a point is in the details' point files).
+TABLE_PARAMETERS = ("omega_a", "omega_c", "g", "Omega", "omega_d", "kappa_1", "gamma_D", "n_fock", "t_max", "n_t",
+                    "method", "rtol", "atol")
+
+
+def read_point_table(path):
+    """A per-point table written by :func:`run` (qbcat.convergence.write_table), read back."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype={"setting": str, "observable": str, "reference": str})
+    for column in ("method", "note"):
+        table[column] = table[column].fillna("").astype(str)
+    return table.astype({"passed": bool, "required": bool})
+
+
+def summarize(tables: dict, points: dict, table_out: str, details_out: str):
+    """The combined pass/fail table (one row per point and check) and every row of every point.
+
+    ``tables``: point_id -> per-point CSV; ``points``: point_id -> {"label", "params"}. The margin is
+    threshold / worst deviation of the check's required rows (< 1: FAIL); failing rows come first.
+    """
+    import pandas as pd
+
+    from qbcat.convergence import smallest_passing_in_table, verdicts, write_table
+
+    rows, details = [], []
+    for pid, path in tables.items():
+        table = read_point_table(path)
+        label, params = points[pid]["label"], points[pid]["params"]
+        details.append(table.assign(point_id=pid, label=label))
+        for v in verdicts(table).to_dict("records"):
+            smallest = smallest_passing_in_table(table) if v["check"] == "cutoff" else None
+            margin = v["worst_threshold"] / v["worst_deviation"] if v["worst_deviation"] > 0 else float("inf")
+            rows.append({
+                "verdict": "PASS" if v["passed"] else "FAIL", "label": label, "point_id": pid,
+                "check": v["check"], "failed_rows": v["n_failed"], "required_rows": v["n_required"],
+                "worst_setting": v["worst_setting"], "worst_observable": v["worst_observable"],
+                "worst_deviation": v["worst_deviation"], "threshold": v["worst_threshold"],
+                "margin": margin if v["worst_deviation"] == v["worst_deviation"] else float("nan"),
+                "smallest_passing_n_fock": smallest if smallest is not None else "",
+                **{name: params.get(name) for name in TABLE_PARAMETERS},
+            })
+    out = pd.DataFrame(rows)
+    if out.empty:
+        raise ValueError("no convergence table to combine")
+    out = out.sort_values(["verdict", "label", "check"], key=lambda c: c.map({"FAIL": 0, "PASS": 1})
+                          if c.name == "verdict" else c, kind="stable")
+    write_table(out, table_out)
+    write_table(pd.concat(details, ignore_index=True), details_out)
+    failed = out[out["verdict"] == "FAIL"]
+    print(f"convergence: {len(out) - len(failed)} of {len(out)} checks PASS at {out['point_id'].nunique()} points"
+          + (f"; FAIL: {', '.join(failed['label'] + ' ' + failed['check'])}" if len(failed) else ""))
+
+
+def plot_overview(table_csv: str, figure: str, dpi: int = 150):
+    """Every check of every point as one bar: its worst required deviation / threshold (log x)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from qbcat import plots
+
+    table = pd.read_csv(table_csv, dtype={"point_id": str, "label": str})
+    ratio = (table["worst_deviation"] / table["threshold"]).to_numpy(dtype=float)
+    failed_run = ~np.isfinite(ratio)
+    shown = np.clip(np.where(failed_run, 1e3, ratio), 1e-6, 1e3)
+    fail = (table["verdict"] == "FAIL").to_numpy()
+    n_fail = int(fail.sum())
+    with plt.rc_context(plots.STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.22 * len(table)), layout="constrained")
+        y = np.arange(len(table))[::-1]
+        ax.barh(y, shown, left=1e-6, color=np.where(fail, "#d62728", "#2ca02c"), height=0.7)
+        ax.set_xscale("log")
+        ax.set_xlim(1e-6, 2e3)
+        ax.axvline(1.0, color="k", ls="--", lw=1, label="threshold (deviation = threshold)")
+        for yy, is_bad, r, exact in zip(y, failed_run, shown, ratio == 0):
+            if is_bad or exact:
+                ax.text(r, yy, " run failed" if is_bad else " 0 (identical)", va="center", fontsize=7,
+                        color="#d62728" if is_bad else "k")
+        ax.set_yticks(y, [f"{lab} [{chk}]" for lab, chk in zip(table["label"], table["check"])], fontsize=7)
+        ax.set_xlabel("worst required max$_t$|X - X$_\\mathrm{ref}$| / threshold (log; < 1 passes)")
+        status = f"FAIL: {n_fail} of {len(table)} checks" if n_fail else f"PASS: all {len(table)} checks"
+        ax.set_title(f"convergence checks at {table['point_id'].nunique()} points: {status}",
+                     color="#d62728" if n_fail else "k", fontweight="bold")
+        ax.legend(loc="lower right", fontsize=7)
+        ax.grid(True, axis="x", which="major", alpha=0.3)
+    for path in plots.save_figure(fig, figure, dpi=dpi):
+        print(f"wrote {path}")
+
+
+def gate(table_csv: str, verdict_out: str, fail_on_error: bool):
+    """Fail (ConvergenceError) when a check failed and ``fail_on_error``; else write the verdict."""
+    import pandas as pd
+
+    from qbcat.atomic import write_text
+    from qbcat.convergence import ConvergenceError
+
+    table = pd.read_csv(table_csv, dtype={"point_id": str, "label": str})
+    failed = table[table["verdict"] == "FAIL"]
+    lines = [f"FAIL {r.label} [{r.check}]: {r.worst_setting} {r.worst_observable} max deviation "
+             f"{r.worst_deviation:.3g} > threshold {r.threshold:.3g} (point {r.point_id})"
+             for r in failed.itertuples()]
+    if lines and fail_on_error:
+        raise ConvergenceError(f"convergence check FAILED for {len(lines)} of {len(table)} checks "
+                               "(convergence.fail_on_error is true; see results/analysis/convergence.csv):\n"
+                               + "\n".join(lines))
+    head = (f"FAIL: {len(lines)} of {len(table)} convergence checks failed (fail_on_error is false)" if lines
+            else f"PASS: all {len(table)} convergence checks at {table['point_id'].nunique()} points passed")
+    print(head)
+    write_text("\n".join([head, *lines]) + "\n", verdict_out)
+
+
 if "snakemake" in globals():
     smk = globals()["snakemake"]
     if getattr(smk, "log", None):  # progress and the PASS/FAIL summary go to the rule's log
         sys.stdout = sys.stderr = open(smk.log[0], "w", buffering=1)
-    run(dict(smk.params.base), dict(smk.params.get("options", {}) or {}), smk.output.table, smk.output.figure,
-        smk.output.get("summary"))
+    step = smk.params.get("step", "point")
+    if step == "summary":
+        summarize(dict(zip(smk.params.point_ids, smk.input.tables)), dict(smk.params.points), smk.output.table,
+                  smk.output.details)
+    elif step == "figure":
+        plot_overview(smk.input.table, smk.output.figure, smk.params.get("dpi", 150))
+    elif step == "gate":
+        gate(smk.input.table, smk.output.verdict, bool(smk.params.fail_on_error))
+    else:
+        run(dict(smk.params.base), dict(smk.params.get("options", {}) or {}), smk.output.table,
+            smk.output.figure, smk.output.get("summary"))
 elif __name__ == "__main__":
     sys.exit(main())

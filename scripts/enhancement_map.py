@@ -3,7 +3,10 @@
 Snakemake rule:
     input:  sweep="results/sweeps/{sweep}.nc"     a 2-D sweep
     output: netcdf="....nc"     the enhancement Dataset (qbcat.analysis.ergotropy_enhancement)
-            figure="....pdf"    the heat maps; the PNG with the same stem is written too
+            figure="....pdf"    (optional) the heat maps; the PNG with the same stem is written too
+  or, figure only (so that a figure option reruns no analysis):
+    input:  enhancement="....nc"  an enhancement Dataset written as above
+    output: figure="....pdf"
     params (all optional): t_start, t_end (averaging window, default: whole run), late_duration
             (default: last 10 % of the run), ratio_floor (1e-6), x, y (axis names for the map
             axes), dpi (200, PNG resolution)
@@ -21,12 +24,26 @@ from qbcat.io import write_netcdf
 OPTIONS = ("t_start", "t_end", "late_duration", "ratio_floor")
 
 
-def main(sweep, netcdf, figure, x=None, y=None, dpi=200, **options):
+def main(sweep, netcdf, figure=None, x=None, y=None, dpi=200, **options):
     options = {k: v for k, v in options.items() if v is not None}
     (ds,) = analysis.open_sweeps([sweep]).values()
     enh = analysis.ergotropy_enhancement(ds, **options)
-    fig = plots.figure_enhancement_map(enh, x=x, y=y)  # refuses a sweep that is not 2-D before any write
+    if len(analysis.sweep_axes(enh)) != 2:  # refuses a sweep that is not 2-D before any write
+        raise ValueError(f"enhancement map needs a 2-D sweep; {analysis.sweep_name(enh)!r} has axes "
+                         f"{analysis.sweep_axes(enh)}")
+    fig = plots.figure_enhancement_map(enh, x=x, y=y) if figure else None
     print(f"wrote {write_netcdf(enh, netcdf)}")
+    if fig is not None:
+        for path in plots.save_figure(fig, figure, dpi=dpi):
+            print(f"wrote {path}")
+
+
+def plot(enhancement, figure, x=None, y=None, dpi=200):
+    """The heat maps of an enhancement dataset written by :func:`main`."""
+    import xarray as xr
+
+    with xr.open_dataset(enhancement) as enh:
+        fig = plots.figure_enhancement_map(enh.load(), x=x, y=y)
     for path in plots.save_figure(fig, figure, dpi=dpi):
         print(f"wrote {path}")
 
@@ -52,14 +69,18 @@ if "snakemake" in globals():
     sm = globals()["snakemake"]
     if getattr(sm, "log", None):
         sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)
-    main(
-        sm.input.get("sweep") or sm.input[0],
-        sm.output.netcdf,
-        sm.output.figure,
-        x=sm.params.get("x"),
-        y=sm.params.get("y"),
-        dpi=sm.params.get("dpi", 200),
-        **{k: sm.params.get(k) for k in OPTIONS},
-    )
+    if sm.input.get("enhancement"):
+        plot(sm.input.enhancement, sm.output.figure, x=sm.params.get("x"), y=sm.params.get("y"),
+             dpi=sm.params.get("dpi", 200))
+    else:
+        main(
+            sm.input.get("sweep") or sm.input[0],
+            sm.output.netcdf,
+            sm.output.get("figure"),
+            x=sm.params.get("x"),
+            y=sm.params.get("y"),
+            dpi=sm.params.get("dpi", 200),
+            **{k: sm.params.get(k) for k in OPTIONS},
+        )
 elif __name__ == "__main__":
     _cli()

@@ -4,33 +4,103 @@ Snakemake (``script:`` directive):
     params.base     dict of parameter overrides (the parameters that are not swept)
     params.axes     dict name -> list of values (the map's dimensions, in this order)
     params.options  optional dict: method (auto|propagator|krylov|arnoldi), n_period, cases
-    output[0] or output.dataset   NetCDF file (written atomically)
-    output.figure   optional figure of the period-averaged ergotropy
+    params.name     optional name of the map (the dataset's title)
+    output[0] or output.dataset   NetCDF file (written atomically, CF/ACDD-described by qbcat.io.describe)
+    output.figure   optional figure(s) of the period-averaged ergotropy (one file per suffix, e.g. PDF and PNG)
+    input.sweep     optional: the sweep dataset with the same axes and parameters; then
+    output.comparison   CSV comparing each steady period average with the trajectory's mean over
+                        its last params.late_periods whole drive periods (fewer if the run is
+                        shorter). With input.steady (a map written before) only the comparison runs.
+(no ``from __future__`` import here: Snakemake's script directive prepends its own preamble.)
 
 Outside Snakemake:
     python scripts/steady_map.py --axis g=0,0.1,0.2 --axis omega_c=0.8,1,1.2 --set n_fock=10 \\
         -o steady.nc [--figure steady.png] [--method auto] [--n-period 128]
 """
 
-from __future__ import annotations
-
 import argparse
+import math
 import sys
 
 from qbcat.cli import gather_parameters
 from qbcat.params import ParameterError, parse_assignment
 
+#: Observables compared with the trajectories' late-time means (energy_cat: catalyzed case only).
+COMPARED = ("ergotropy", "energy_qb", "heat_current", "energy_cat")
 
-def run(base: dict, axes: dict, options: dict, dataset: str, figure: str | None = None) -> None:
-    from qbcat.io import write_netcdf
+
+def run(base: dict, axes: dict, options: dict, dataset: str, figure=None, name: str = "") -> None:
+    from qbcat.io import describe, write_netcdf
     from qbcat.steady import steady_map
 
     ds = steady_map(base, axes, **options)
+    ds["case"].attrs.setdefault("units", "1")  # the data contract: units on every variable
+    what = f" of sweep {name!r}" if name else ""
+    ds = describe(ds, title=f"qbcat steady-state map{what}",
+                  summary=f"Period-averaged observables of the periodic steady state (no transient){what}, "
+                          f"over {' x '.join(axes)}, for the catalyzed qubit and its uncatalyzed baseline.",
+                  history_entry="steady-state map (scripts/steady_map.py)")
     write_netcdf(ds, dataset)
     if figure:
         from qbcat.plot_checks import plot_steady_map
 
-        plot_steady_map(ds, figure)
+        for path in [figure] if isinstance(figure, str) else list(figure):
+            plot_steady_map(ds, path)
+    return ds
+
+
+def compare(steady, sweep_path: str, output: str, late_periods: int = 10) -> None:
+    """Steady period average vs the trajectory's late-time mean, one row per cell, case, observable.
+
+    The late-time mean is qbcat.steady.late_time_mean over the last n whole drive periods, n =
+    min(late_periods, periods in the run); ``t_max_over_relaxation_time`` says how far the
+    trajectory had relaxed (exp(-t_max / tau) is the size of what is left of the transient).
+    """
+    import itertools
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    from qbcat.analysis import write_csv
+    from qbcat.steady import late_time_mean
+
+    axes = steady.attrs["sweep_axes"].split()
+    rows = []
+    with xr.open_dataset(sweep_path) as sweep:
+        missing = [a for a in axes if a not in sweep.coords]
+        if missing:
+            raise ValueError(f"{sweep_path}: sweep has no axis {missing[0]!r}; the steady map's axes are {axes}")
+        for index in itertools.product(*(range(steady.sizes[a]) for a in axes)):
+            cell = {a: steady[a].values[i] for a, i in zip(axes, index)}
+            for case in steady["case"].values:
+                traj = sweep.sel(cell, method="nearest").sel(case=case)
+                for a in axes:
+                    if not np.isclose(float(traj[a]), float(cell[a]), rtol=1e-9, atol=0):
+                        raise ValueError(f"{sweep_path}: no {a} = {cell[a]} in the sweep")
+                omega_d = float(traj["omega_d"]) if "omega_d" in traj.coords else float(sweep.attrs["omega_d"])
+                t = traj["time"].values
+                period = 2 * math.pi / omega_d if omega_d > 0 else float("nan")
+                n = min(int(late_periods), int((t[-1] - t[0]) / period)) if period == period else 0
+                names = [k for k in COMPARED if k in sweep and not (k == "energy_cat" and case == "baseline")]
+                late = {}
+                if n >= 1:
+                    data = {k: traj[k].values for k in names}
+                    late = late_time_mean(SimpleNamespace(time=t, data=data, params={}), n_periods=n,
+                                          names=names, period=period)
+                tau = float(steady["relaxation_time"].sel(cell).sel(case=case))
+                for k in names:
+                    s = float(steady[k].sel(cell).sel(case=case))
+                    m = late.get(k, float("nan"))
+                    rows.append({**{a: float(v) for a, v in cell.items()}, "case": str(case), "observable": k,
+                                 "steady_period_mean": s, "trajectory_late_mean": m, "difference": m - s,
+                                 "late_periods": n, "window_start": t[-1] - n * period if n else float("nan"),
+                                 "relaxation_time": tau, "t_max_over_relaxation_time": t[-1] / tau})
+    write_csv(pd.DataFrame(rows), output)
+    worst = pd.DataFrame(rows).groupby("observable")["difference"].apply(lambda d: np.nanmax(np.abs(d)))
+    print("largest |trajectory late mean - steady period mean|: "
+          + ", ".join(f"{k} {v:.3g}" for k, v in worst.items()))
 
 
 def parse_axis(text: str) -> tuple[str, list]:
@@ -68,8 +138,17 @@ if "snakemake" in globals():
     smk = globals()["snakemake"]
     if getattr(smk, "log", None):  # progress and the PASS/FAIL summary go to the rule's log
         sys.stdout = sys.stderr = open(smk.log[0], "w", buffering=1)
-    out = smk.output.get("dataset") or smk.output[0]
-    run(dict(smk.params.base), dict(smk.params.axes), dict(smk.params.get("options", {}) or {}), out,
-        smk.output.get("figure"))
+    if smk.input.get("steady"):  # comparison only: input.steady (a map written before) and input.sweep
+        import xarray as xr
+
+        with xr.open_dataset(smk.input.steady) as written:
+            compare(written.load(), smk.input.sweep, smk.output.comparison, smk.params.get("late_periods", 10))
+    else:
+        out = smk.output.get("dataset") or smk.output[0]
+        figures = [f for key, f in smk.output.items() if key.startswith("figure")]
+        steady = run(dict(smk.params.base), dict(smk.params.axes), dict(smk.params.get("options", {}) or {}),
+                     out, figures, smk.params.get("name", ""))
+        if smk.input.get("sweep") and smk.output.get("comparison"):
+            compare(steady, smk.input.sweep, smk.output.comparison, smk.params.get("late_periods", 10))
 elif __name__ == "__main__":
     sys.exit(main())

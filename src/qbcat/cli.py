@@ -1,6 +1,8 @@
 """Command line (``qbcat --help`` lists every command):
 
 - ``qbcat simulate``, ``qbcat params``: one point, and the parameter table;
+- ``qbcat cutoff``: the smallest photon cutoff n_fock that passes the convergence thresholds at
+  one point (qbcat.convergence.smallest_passing_cutoff);
 - ``qbcat manifest``, ``qbcat verify DIR``, ``qbcat info FILE``, ``qbcat export``: sharing results
   (see qbcat.manifest and qbcat.share).
 
@@ -60,6 +62,42 @@ def cmd_params(args) -> int:
     for p in PARAMETERS.values():
         extra = f" (one of {', '.join(p.choices)})" if p.choices else (f" [{p.rule}]" if p.rule else "")
         print(f"{p.name:<{width}}  {p.default!s:<10} {p.description}{extra}")
+    return 0
+
+
+def _int_range(text: str) -> list[int]:
+    """'4-20' or '4,6,8' -> a list of integers (ParameterError naming --candidates otherwise)."""
+    try:
+        if "-" in text:
+            lo, hi = (int(v) for v in text.split("-"))
+            return list(range(lo, hi + 1))
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ParameterError(f"candidates: expected LO-HI or a comma-separated list, got {text!r}") from None
+
+
+def cmd_cutoff(args) -> int:
+    params = gather_parameters(args.config, args.set + ["catalyst=true"])
+    thresholds = {}
+    for text in args.threshold:
+        name, sep, value = text.partition("=")
+        if not sep:
+            raise ParameterError(f"threshold: expected OBSERVABLE=VALUE, got {text!r}")
+        thresholds[name] = value
+    from .convergence import smallest_passing_cutoff, validate_thresholds
+
+    thresholds = validate_thresholds(thresholds)  # one-line error before any simulation
+    result = smallest_passing_cutoff(
+        params, _int_range(args.candidates), thresholds, relative=args.relative, reference_n_fock=args.reference,
+        confirm=args.confirm, min_gap=args.min_gap, progress=lambda msg: print(msg, file=sys.stderr))
+    print(result.table[["n_fock", "observable", "max_deviation", "threshold", "passed"]].to_string(index=False),
+          file=sys.stderr)
+    if result.n_fock is None:
+        print(f"qbcat cutoff: no passing cutoff: {result.reason}", file=sys.stderr)
+        return 1
+    print(f"smallest passing n_fock: {result.n_fock} (against n_fock={result.reference_n_fock}; thresholds "
+          + ", ".join(f"{k} {v:g}" for k, v in thresholds.items()) + ")", file=sys.stderr)
+    print(result.n_fock)
     return 0
 
 
@@ -123,6 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     par = sub.add_parser("params", help="list every parameter with its default and rule")
     par.set_defaults(func=cmd_params)
+
+    cut = sub.add_parser("cutoff", help="print the smallest photon cutoff n_fock whose trajectory matches a "
+                         "larger one (ergotropy, heat current, catalyst energy within the thresholds)")
+    cut.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="a parameter of the point (repeatable); catalyst is always true")
+    cut.add_argument("--config", metavar="FILE.yaml", help="YAML mapping of parameter names to values")
+    cut.add_argument("--candidates", default="4-20", metavar="LO-HI|N,N,...",
+                     help="cutoffs to try, smallest first (default 4-20)")
+    cut.add_argument("--reference", type=int, default=24, metavar="N",
+                     help="reference cutoff (default 24); must exceed the answer by --min-gap")
+    cut.add_argument("--threshold", action="append", default=[], metavar="OBSERVABLE=VALUE",
+                     help="max deviation allowed for ergotropy, heat_current or energy_cat (default 1e-3 each)")
+    cut.add_argument("--relative", action="store_true", help="thresholds relative to each observable's scale")
+    cut.add_argument("--confirm", type=int, default=2, metavar="K",
+                     help="the next K candidates must pass too (default 2)")
+    cut.add_argument("--min-gap", type=int, default=4, metavar="K",
+                     help="the answer must lie at least K below the reference (default 4)")
+    cut.set_defaults(func=cmd_cutoff)
 
     man = sub.add_parser("manifest", help="write DIR/manifest.json: checksums, sizes, dimensions and "
                          "parameter ranges of every shared file")
