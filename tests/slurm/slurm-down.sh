@@ -4,7 +4,8 @@
 # Only the daemons recorded in DIR/pids are signalled (pid AND its start time
 # must match, so a recycled pid is never hit).  Jobs still in the cluster are
 # cancelled first so no slurmstepd/job processes outlive slurmd.  Each daemon
-# gets TERM, then KILL after SLURM_DOWN_TIMEOUT seconds (default 15).
+# gets TERM, then KILL after SLURM_DOWN_TIMEOUT seconds (default 15).  Job
+# steps (slurmstepd) left behind by a crashed slurmd of THIS DIR are killed too.
 # Safe to run twice, or on a DIR where nothing runs.
 set -uo pipefail
 
@@ -14,8 +15,21 @@ PIDS="$DIR/pids"
 TIMEOUT=${SLURM_DOWN_TIMEOUT:-15}
 [ -s "$PIDS" ] || { echo "slurm-down: nothing recorded in $PIDS" >&2; exit 0; }
 
-starttime() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
-is_ours() { [ -n "$1" ] && [ -e "/proc/$1" ] && [ "$(starttime "$1")" = "$2" ]; }
+proc_stat() {  # proc_stat PID N: field N of /proc/PID/stat after "(comm)": 1=state 2=ppid 20=starttime
+    local n=$2 s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    s=${s##*) }
+    set -f      # word splitting wanted, globbing not
+    # shellcheck disable=SC2086
+    set -- $s
+    set +f
+    echo "${!n}"
+}
+starttime() { proc_stat "$1" 20; }   # with the pid it identifies a process (guards against pid reuse)
+is_ours() {  # alive (zombies count as dead) and the very process slurm-up.sh started
+    [ -n "$1" ] && [ -e "/proc/$1" ] && [ "$(starttime "$1")" = "$2" ] &&
+        [ "$(proc_stat "$1" 1)" != Z ]
+}
 ours_alive() {  # print "name pid" of recorded daemons still alive
     local name pid st
     while read -r name pid st; do
@@ -23,14 +37,38 @@ ours_alive() {  # print "name pid" of recorded daemons still alive
     done < "$PIDS"
 }
 
+# Job steps: a slurmstepd is ours if one of its fds points into THIS DIR (its
+# log file); /proc only, as procps may be missing on a minimal machine.
+tree() {  # tree PID: PID and all its descendants
+    echo "$1"
+    local c
+    for c in /proc/[0-9]*; do
+        c=${c#/proc/}
+        [ "$(proc_stat "$c" 2)" = "$1" ] && tree "$c"
+    done
+}
+our_stepds() {
+    local p fd
+    for p in /proc/[0-9]*; do
+        p=${p#/proc/}
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = slurmstepd ] || continue
+        [ "$(proc_stat "$p" 1)" != Z ] || continue
+        for fd in /proc/"$p"/fd/*; do
+            [[ "$(readlink "$fd" 2>/dev/null)" == "$DIR"/* ]] && { echo "$p"; break; }
+        done
+    done
+    return 0
+}
+
 # 1. cancel this cluster's jobs while slurmctld is still up (bounded).
-if [ -f "$DIR/slurm.conf" ] && ours_alive | grep -q '^slurmctld '; then
+alive_now=$(ours_alive)
+if [ -f "$DIR/slurm.conf" ] && [[ "$alive_now" == *slurmctld* ]]; then
     export SLURM_CONF="$DIR/slurm.conf"
     if [ -n "$(timeout 10 squeue -h -o %i 2>/dev/null)" ]; then
         timeout 10 scancel --user=root >/dev/null 2>&1 || true
-        for _ in $(seq 50); do
-            [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break
-            sleep 0.2
+        for _ in $(seq 40); do   # <= ~10 s: job gone and its slurmstepd exited
+            [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && [ -z "$(our_stepds)" ] && break
+            sleep 0.25
         done
     fi
 fi
@@ -55,6 +93,14 @@ if [ -n "$left" ]; then
     done <<< "$left"
     for _ in $(seq 50); do [ -z "$(ours_alive)" ] && break; sleep 0.1; done
 fi
+
+# 4. job steps orphaned by an abnormal end of slurmd (e.g. it was SIGKILLed
+#    while a job ran) survive it: kill them with their job processes.
+for p in $(our_stepds); do
+    echo "slurm-down: KILL orphaned slurmstepd $p and its job processes" >&2
+    # shellcheck disable=SC2046  # one pid per word
+    kill -KILL $(tree "$p") 2>/dev/null || true
+done
 
 left=$(ours_alive)
 if [ -n "$left" ]; then

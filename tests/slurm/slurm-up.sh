@@ -2,7 +2,8 @@
 # slurm-up.sh DIR — install (if missing) and start a throw-away single-node
 # SLURM cluster on this machine, with ALL state under DIR.
 #
-#   DIR/env.sh     source it: exports SLURM_CONF (and the munge socket) for clients
+#   DIR/env.sh     source it: exports SLURM_CONF, puts DIR/bin (client wrappers) first
+#                  in PATH, and SLURM_TEST_{DIR,PARTITION,ACCOUNT,STATUS_COMMAND}
 #   DIR/pids       "name pid starttime" of every daemon THIS script started
 #   DIR/log/       daemon logs (printed on start-up failure)
 #   DIR/slurm.conf, DIR/slurmdbd.conf, DIR/state/, DIR/munge/, DIR/mysql/
@@ -14,7 +15,8 @@
 #   SLURM_UP_ACCOUNTING=1|0  1 (default): slurmdbd + MariaDB (datadir under DIR), so
 #                            `sacct`, `sacctmgr` and account validation work exactly
 #                            as on a production cluster.  0: no accounting (smaller
-#                            install); clients must then use `squeue` for status.
+#                            install, ~0.5 s start); `sacct` then FAILS, so snakemake
+#                            needs --slurm-status-command squeue (else it hangs).
 #   SLURM_UP_ACCOUNT=NAME    account created in the accounting db (default: qbcat);
 #                            root is associated with it (and with "root").
 #   SLURM_UP_PARTITION=NAME  partition name, Default=YES (default: debug)
@@ -48,8 +50,8 @@ install_packages() {
     [ "$ACCOUNTING" = 1 ] && pkgs+=(slurmdbd mariadb-server mariadb-client)
     local missing=() p
     for p in "${pkgs[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' \
-            || missing+=("$p")
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
+            missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get"
@@ -76,9 +78,20 @@ install_packages() {
 
 # ---------------------------------------------------------------- pid bookkeeping
 PIDS="$DIR/pids"
-starttime() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }   # guards against pid reuse
-is_ours() {  # is_ours PID STARTTIME
-    [ -n "$1" ] && [ -e "/proc/$1" ] && [ "$(starttime "$1")" = "$2" ]
+proc_stat() {  # proc_stat PID N: field N of /proc/PID/stat after "(comm)": 1=state 2=ppid 20=starttime
+    local n=$2 s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    s=${s##*) }
+    set -f      # word splitting wanted, globbing not
+    # shellcheck disable=SC2086
+    set -- $s
+    set +f
+    echo "${!n}"
+}
+starttime() { proc_stat "$1" 20; }   # with the pid it identifies a process (guards against pid reuse)
+is_ours() {  # is_ours PID STARTTIME: alive (not a zombie) and the very process we started
+    [ -n "$1" ] && [ -e "/proc/$1" ] && [ "$(starttime "$1")" = "$2" ] &&
+        [ "$(proc_stat "$1" 1)" != Z ]
 }
 record() {  # record NAME PID
     echo "$1 $2 $(starttime "$2")" >> "$PIDS"
@@ -86,7 +99,7 @@ record() {  # record NAME PID
 
 dump_logs() {
     local f
-    for f in "$DIR"/log/*.log "$DIR"/mysql/error.log; do
+    for f in "$DIR"/log/*.log "$DIR"/log/*.out; do
         [ -s "$f" ] || continue
         echo "=================== $f (last 40 lines)" >&2
         tail -n 40 "$f" >&2
@@ -94,11 +107,23 @@ dump_logs() {
 }
 
 fail() {  # stop what we started, print logs, exit 1
+    STARTING=0
     echo "slurm-up: ERROR: $*" >&2
+    echo "slurm-up: daemon logs are in $DIR/log/" >&2
     dump_logs
     "$HERE/slurm-down.sh" "$DIR" >&2 || true
     exit 1
 }
+# any other failure (set -e) or a signal while starting: same clean-up
+STARTING=0
+on_exit() {
+    local rc=$?
+    if [ "$rc" -ne 0 ] && [ "$STARTING" = 1 ]; then
+        fail "start-up aborted (exit status $rc)"
+    fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM HUP
 
 # ---------------------------------------------------------------- idempotence
 if [ -s "$PIDS" ]; then
@@ -110,9 +135,8 @@ if [ -s "$PIDS" ]; then
     if [ "$alive" -eq "$total" ] && [ -s "$DIR/env.sh" ]; then
         # shellcheck disable=SC1091
         . "$DIR/env.sh"
-        if [ "$(sinfo -h -N -o %t 2>/dev/null | head -n1)" = idle ] ||
-           [ "$(sinfo -h -N -o %t 2>/dev/null | head -n1)" = mix ] ||
-           [ "$(sinfo -h -N -o %t 2>/dev/null | head -n1)" = alloc ]; then
+        state=$(timeout -k 1 5 sinfo -h -N -o %t 2>/dev/null | head -n1 || true)
+        if [[ "$state" =~ ^(idle|mix|alloc)$ ]]; then
             log "already running in $DIR (pids: $(awk '{printf "%s=%s ", $1, $2}' "$PIDS"))"
             exit 0
         fi
@@ -126,8 +150,8 @@ install_packages
 # ---------------------------------------------------------------- ports
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_ports() {
-    local base=$PORT_BASE i
-    for i in $(seq 0 40); do
+    local base=$PORT_BASE _
+    for _ in $(seq 0 40); do
         if ! port_busy "$base" && ! port_busy $((base + 1)) && ! port_busy $((base + 2)); then
             CTLD_PORT=$base; SLURMD_PORT=$((base + 1)); DBD_PORT=$((base + 2))
             return 0
@@ -141,7 +165,7 @@ pick_ports
 # ---------------------------------------------------------------- config
 NODE=$(hostname -s)
 CPUS=$(nproc)
-MEM_MB=$(free -m | awk '/^Mem:/ {print $2}')
+MEM_MB=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
 MEM_MB=$((MEM_MB > 1024 ? MEM_MB - 256 : MEM_MB))      # leave a little for the OS
 DEF_MEM=$((MEM_MB / CPUS)); [ $DEF_MEM -gt 1024 ] && DEF_MEM=1024
 MUNGE_SOCK="$DIR/munge/munge.socket.2"
@@ -155,6 +179,7 @@ if [ "$ACCOUNTING" = 1 ]; then
     ACCT_CONF="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
+AccountingStoragePass=$MUNGE_SOCK
 AccountingStorageEnforce=associations
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30"
@@ -192,25 +217,51 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$DEF_MEM
 ReturnToService=2
+EnforcePartLimits=ALL
 MinJobAge=300
 KillWait=5
 InactiveLimit=0
 SlurmdTimeout=60
 SlurmdParameters=config_overrides
 JobCompType=jobcomp/none
+MailProg=/bin/true
 $ACCT_CONF
 NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 : > "$DIR/plugstack.conf"
 
+# Client wrappers that default SLURM_CONF to this cluster.  Needed because
+# snakemake-executor-plugin-slurm-jobstep strips every SLURM_* variable (SLURM_CONF
+# included) before its nested `srun` inside the job; without a config at the
+# compiled-in /etc/slurm/slurm.conf that srun dies with "Could not establish a
+# configuration source".  env.sh puts DIR/bin first in PATH (exported into jobs).
+real_cmd() {  # first $1 in PATH that is not a wrapper made by this script
+    local d
+    local IFS=:
+    for d in $PATH /usr/bin /usr/local/bin; do
+        [ -x "$d/$1" ] && ! grep -qs 'slurm-up.sh wrapper' "$d/$1" && { echo "$d/$1"; return; }
+    done
+    echo "/usr/bin/$1"
+}
+mkdir -p "$DIR/bin"
+for c in srun sbatch squeue sacct scancel sinfo scontrol sacctmgr salloc sshare sstat; do
+    real=$(real_cmd "$c")
+    # shellcheck disable=SC2016  # $SLURM_CONF/$@ expand in the wrapper, not here
+    printf '#!/bin/sh\n# slurm-up.sh wrapper\n: "${SLURM_CONF:=%s}"\nexport SLURM_CONF\nexec %s "$@"\n' \
+        "$DIR/slurm.conf" "$real" > "$DIR/bin/$c"
+    chmod 755 "$DIR/bin/$c"
+done
+
 cat > "$DIR/env.sh" <<EOF
 # source me: clients (sbatch, squeue, sacct, snakemake's slurm plugin) of the test cluster
 export SLURM_CONF=$DIR/slurm.conf
+case ":\$PATH:" in *":$DIR/bin:"*) ;; *) export PATH="$DIR/bin:\$PATH" ;; esac
 export SLURM_TEST_DIR=$DIR
 export SLURM_TEST_PARTITION=$PARTITION
 export SLURM_TEST_ACCOUNTING=$ACCOUNTING
-export SLURM_TEST_ACCOUNT=$( [ "$ACCOUNTING" = 1 ] && echo "$ACCOUNT" )
+export SLURM_TEST_ACCOUNT=$ACCOUNT
+export SLURM_TEST_STATUS_COMMAND=$( [ "$ACCOUNTING" = 1 ] && echo sacct || echo squeue )
 EOF
 export SLURM_CONF="$DIR/slurm.conf"
 
@@ -224,16 +275,17 @@ start() {
     record "$name" "$pid"
 }
 
-wait_for() {  # wait_for SECS DESCRIPTION CMD...
-    local secs=$1 what=$2 i; shift 2
-    for i in $(seq $((secs * 10))); do
-        "$@" >/dev/null 2>&1 && return 0
+wait_for() {  # wait_for SECS DESCRIPTION CMD...   (each probe is capped at 5 s)
+    local secs=$1 what=$2; shift 2
+    local deadline=$((SECONDS + secs))
+    until timeout -k 1 5 "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s waiting for $what"
         sleep 0.1
     done
-    fail "timed out after ${secs}s waiting for $what"
 }
 
 # ---------------------------------------------------------------- munge
+STARTING=1
 mungekey -c -b 1024 -k "$DIR/munge/munge.key" 2>/dev/null ||
     { dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1 count=1024 2>/dev/null; chmod 600 "$DIR/munge/munge.key"; }
 # runs as root with its own key and socket under DIR; --force accepts a socket
@@ -250,6 +302,7 @@ if [ "$ACCOUNTING" = 1 ]; then
     # a fresh database per start: job ids restart at 1 with the fresh StateSaveLocation
     mariadb-install-db --no-defaults --user=root --datadir="$DIR/mysql/data" \
         --auth-root-authentication-method=socket --skip-test-db \
+        --innodb-log-file-size=16M --innodb-buffer-pool-size=64M \
         >"$DIR/log/mariadb-install.log" 2>&1 || fail "mariadb-install-db failed"
     start mariadbd "$DIR/log/mariadbd.out" mariadbd --no-defaults --user=root \
         --datadir="$DIR/mysql/data" --socket="$MYSQL_SOCK" \
@@ -296,13 +349,14 @@ if [ "$ACCOUNTING" = 1 ]; then
     sacctmgr -i add user root account="$ACCOUNT" cluster="$CLUSTER" >/dev/null 2>&1 || true
 fi
 
-node_idle() { [ "$(sinfo -h -n "$NODE" -o %t 2>/dev/null)" = idle ]; }
-i=0
-until node_idle; do
-    i=$((i + 1))
-    [ $i -le $((TIMEOUT * 5)) ] || fail "node $NODE not idle after ${TIMEOUT}s: $(sinfo -N -l 2>&1)"
-    # a node that came up 'down' from an earlier registration problem is resumed once
-    if [ $i -eq 25 ] && sinfo -h -n "$NODE" -o %t 2>/dev/null | grep -qE 'down|drain'; then
+node_state() { timeout -k 1 5 sinfo -h -n "$NODE" -o %t 2>/dev/null; }
+deadline=$((SECONDS + TIMEOUT)); resumed=0
+until [ "$(node_state)" = idle ]; do
+    [ $SECONDS -lt $deadline ] ||
+        fail "node $NODE not idle after ${TIMEOUT}s: $(timeout 5 sinfo -N -l 2>&1)"
+    # a node that registered 'down'/'drain' (e.g. state left by a crash) is resumed once
+    if [ $resumed = 0 ] && [[ "$(node_state)" =~ down|drain ]]; then
+        sleep 1; resumed=1
         scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
     fi
     for p in slurmctld slurmd; do
@@ -316,6 +370,7 @@ done
 timeout 30 srun -N1 -n1 -t 1 -J slurm-up-check true >/dev/null 2>"$DIR/log/srun-check.err" ||
     fail "srun smoke test failed: $(cat "$DIR/log/srun-check.err")"
 
-log "cluster up in $DIR: node $NODE idle (CPUs=$CPUS RealMemory=${MEM_MB}M," \
+STARTING=0
+log "cluster up in $DIR after ${SECONDS}s: node $NODE idle (CPUs=$CPUS RealMemory=${MEM_MB}M," \
     "partition=$PARTITION, accounting=$ACCOUNTING, ctld port $CTLD_PORT)"
 log "use: source $DIR/env.sh"
