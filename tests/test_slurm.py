@@ -6,7 +6,7 @@ once for this module and always stopped at the end (tests/slurm/slurm-down.sh). 
 the workflow and its profiles into a temporary workspace, write the cluster's account and
 partition into the copy of profiles/slurm/config.yaml (the one place a user edits), and run
 ``snakemake --profile profiles/slurm`` under ``timeout -k``. Without root (or without the
-packages and apt) the module is skipped, with the reason.
+packages and apt) the module is skipped, with the reason, except in CI (CI set), where it fails.
 
 Only two options are added on the command line, both for this 2-CPU cluster: ``--jobs 2`` (the
 number of batches the missing points are cut into is a multiple of ``jobs``), and a first status
@@ -150,6 +150,9 @@ def cluster(tmp_path_factory):
         with cluster_env(directory) as env:
             yield env
     except ClusterUnavailable as exc:
+        # CI must show the profile working against a real cluster: there a missing cluster fails.
+        if os.environ.get("CI"):
+            pytest.fail(f"no SLURM test cluster in CI: {exc}")
         pytest.skip(f"no SLURM test cluster: {exc}")
     finally:
         if own:
