@@ -15,21 +15,8 @@ PIDS="$DIR/pids"
 TIMEOUT=${SLURM_DOWN_TIMEOUT:-15}
 [ -s "$PIDS" ] || { echo "slurm-down: nothing recorded in $PIDS" >&2; exit 0; }
 
-proc_stat() {  # proc_stat PID N: field N of /proc/PID/stat after "(comm)": 1=state 2=ppid 20=starttime
-    local n=$2 s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    s=${s##*) }
-    set -f      # word splitting wanted, globbing not
-    # shellcheck disable=SC2086
-    set -- $s
-    set +f
-    echo "${!n}"
-}
-starttime() { proc_stat "$1" 20; }   # with the pid it identifies a process (guards against pid reuse)
-is_ours() {  # alive (zombies count as dead) and the very process slurm-up.sh started
-    [ -n "$1" ] && [ -e "/proc/$1" ] && [ "$(starttime "$1")" = "$2" ] &&
-        [ "$(proc_stat "$1" 1)" != Z ]
-}
+# shellcheck source=tests/slurm/pids.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/pids.sh"
 ours_alive() {  # print "name pid" of recorded daemons still alive
     local name pid st
     while read -r name pid st; do

@@ -78,21 +78,8 @@ install_packages() {
 
 # ---------------------------------------------------------------- pid bookkeeping
 PIDS="$DIR/pids"
-proc_stat() {  # proc_stat PID N: field N of /proc/PID/stat after "(comm)": 1=state 2=ppid 20=starttime
-    local n=$2 s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    s=${s##*) }
-    set -f      # word splitting wanted, globbing not
-    # shellcheck disable=SC2086
-    set -- $s
-    set +f
-    echo "${!n}"
-}
-starttime() { proc_stat "$1" 20; }   # with the pid it identifies a process (guards against pid reuse)
-is_ours() {  # is_ours PID STARTTIME: alive (not a zombie) and the very process we started
-    [ -n "$1" ] && [ -e "/proc/$1" ] && [ "$(starttime "$1")" = "$2" ] &&
-        [ "$(proc_stat "$1" 1)" != Z ]
-}
+# shellcheck source=tests/slurm/pids.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/pids.sh"
 record() {  # record NAME PID
     echo "$1 $2 $(starttime "$2")" >> "$PIDS"
 }
