@@ -178,7 +178,7 @@ def test_cli_solver_failure_names_point_and_remedy(tmp_path):
     assert len(lines) == 1, result.stderr
     line = lines[0]
     assert line.startswith("qbcat: error: solver failed")
-    for piece in ("nsteps=1", "n_fock=3", "t_max=5.0", "g=0.2", "method=adams"):  # the point
+    for piece in ("nsteps=1", "n_fock=3", "t_max=5.0", "g=0.2", "engine=batched"):  # the point
         assert piece in line
     assert "larger nsteps" in line  # what to change
     assert out.read_text() == "an older result"

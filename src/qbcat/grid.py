@@ -571,7 +571,7 @@ def run_batch(
     writes in the output folder, older than :data:`STALE_AFTER_S`, are deleted first.
     """
     from .io import to_dataset, write_netcdf  # the engine, only when a batch really runs
-    from .solve import simulate
+    from .solve import SimulationError, simulate_points
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if len(points) != len(outputs):
@@ -579,30 +579,37 @@ def run_batch(
     bounds = dict(sanity_bounds) if sanity_bounds is not None else None
     for folder in sorted({str(Path(out).parent) for out in outputs}):
         remove_stale_temporaries(folder, log=log)
-    failures = []
-    for k, (params, out) in enumerate(zip(points, outputs), start=1):
-        params = dict(params)
-        pid = point_id(params)
+    params_list = [dict(p) for p in points]
+    ids = [point_id(p) for p in params_list]
+    for pid, out in zip(ids, outputs):
         if Path(out).name != pid + POINT_SUFFIX:
             raise ValueError(f"output {out} is not the file of point {pid}")
+    failures = []
+    n, done = len(points), 0
+    start = last = time.perf_counter()
+    for k, result in simulate_points(params_list):
+        done += 1
+        pid, out, params = ids[k], outputs[k], params_list[k]
         marker = Path(out).with_suffix(FAILED_SUFFIX)
-        start = time.perf_counter()
         try:
-            traj = simulate(params)
-            ds = to_dataset(traj, sanity_bounds=bounds)
+            if isinstance(result, SimulationError):
+                raise result
+            ds = to_dataset(result, sanity_bounds=bounds)
             write_netcdf(ds, out)
         except Exception as exc:  # noqa: BLE001 - record it, run the others, fail the job at the end
             failure = PointFailure(pid, params, f"{type(exc).__name__}: {exc}")
             failures.append(failure)
             write_text(failure.describe() + "\n", marker)
-            log(f"[{k}/{len(points)}] FAILED {failure.describe()}")
+            log(f"[{done}/{n}] FAILED {failure.describe()}")
             continue
         if marker.exists():
             marker.unlink()
-        log(f"[{k}/{len(points)}] {pid} written in {time.perf_counter() - start:.2f} s "
-            f"(solver {traj.wall_time:.2f} s)")
+        now = time.perf_counter()
+        log(f"[{done}/{n}] {pid} written in {now - last:.3f} s (solver {result.wall_time:.3f} s, "
+            f"engine {result.params['engine']}; {now - start:.1f} s since the batch started)")
+        last = now
         if not ds.attrs["sanity_ok"]:
-            log(f"[{k}/{len(points)}] SANITY {pid} breaks the bounds: {ds.attrs['sanity_violations']}")
+            log(f"[{done}/{n}] SANITY {pid} breaks the bounds: {ds.attrs['sanity_violations']}")
     return failures
 
 

@@ -18,8 +18,12 @@ from typing import Any
 #: so existing point datasets are recomputed rather than silently reused.
 ENGINE_VERSION = 1
 
-#: Integrators of QuTiP 5's MESolver that handle a time-dependent Liouvillian.
+#: Integrators of QuTiP 5's MESolver that handle a time-dependent Liouvillian (engine "qutip").
 SOLVER_METHODS = ("adams", "bdf", "lsoda", "dop853", "vern7", "vern9", "tsit5")
+
+#: Engines: "batched" integrates many points together (qbcat.batched, Dormand-Prince 5(4));
+#: "qutip" runs one QuTiP MESolver per point with ``method`` (the reference and fallback).
+ENGINES = ("batched", "qutip")
 
 #: Initial qubit states; the catalyst always starts in its vacuum.
 INITIAL_QUBIT_STATES = ("ground", "excited", "plus")
@@ -55,7 +59,10 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("n_t", int, 3001, "number of output times, uniform on [0, t_max]", ">=2"),
         Parameter("catalyst", bool, True, "true: qubit + oscillator; false: the uncatalyzed baseline"),
         Parameter("initial_qubit", str, "ground", "initial qubit state", choices=INITIAL_QUBIT_STATES),
-        Parameter("method", str, "adams", "QuTiP MESolver integrator", choices=SOLVER_METHODS, solver=True),
+        Parameter("engine", str, "batched", "batched: the points of a batch integrated together by "
+                  "qbcat's compiled Dormand-Prince 5(4)", choices=ENGINES, solver=True),
+        Parameter("method", str, "adams", "QuTiP MESolver integrator (engine qutip only)",
+                  choices=SOLVER_METHODS, solver=True),
         Parameter("atol", float, 1e-9, "absolute integration tolerance", "positive", solver=True),
         Parameter("rtol", float, 1e-7, "relative integration tolerance", "positive", solver=True),
         Parameter("nsteps", int, 100000, "maximum integrator steps between two output times", ">=1",
@@ -152,6 +159,8 @@ def canonical(params: dict[str, Any]) -> dict[str, Any]:
     full = validate(params)
     if not full["catalyst"]:
         full = {k: v for k, v in full.items() if not PARAMETERS[k].catalyst_only}
+    if full["engine"] != "qutip":
+        del full["method"]  # the batched engine has one integrator
     return full
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time as _time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,7 @@ class Trajectory:
     data: dict = field(default_factory=dict)
     sanity: dict = field(default_factory=dict)
     wall_time: float = 0.0
+    stats: dict = field(default_factory=dict)  # integrator counts (batched engine)
 
 
 def _describe(p: dict) -> str:
@@ -39,7 +41,42 @@ def _describe(p: dict) -> str:
 
 
 def simulate(params: dict | None = None) -> Trajectory:
-    """Simulate one point (defaults for whatever ``params`` does not set)."""
+    """Simulate one point (defaults for whatever ``params`` does not set) with its ``engine``."""
+    p = validate(params)
+    if p["engine"] == "batched":
+        from .batched import simulate_many
+
+        result = simulate_many([p])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+    return simulate_qutip(p)
+
+
+def simulate_points(params_list) -> Iterator[tuple[int, Trajectory | SimulationError]]:
+    """Simulate many points; yields (index into ``params_list``, Trajectory or SimulationError)
+    as each is done, so a caller can write points while the others run.
+
+    Points of engine "batched" are integrated together (grouped by shape, qbcat.batched); the
+    others one by one with QuTiP. A failed point is yielded as its SimulationError.
+    """
+    ps = [validate(p) for p in params_list]
+    batched = [i for i, p in enumerate(ps) if p["engine"] == "batched"]
+    if batched:
+        from .batched import iter_simulate
+
+        for k, result in iter_simulate([ps[i] for i in batched]):
+            yield batched[k], result
+    for i, p in enumerate(ps):
+        if p["engine"] != "batched":
+            try:
+                yield i, simulate_qutip(p)
+            except SimulationError as exc:
+                yield i, exc
+
+
+def simulate_qutip(params: dict) -> Trajectory:
+    """Simulate one point with one QuTiP MESolver run (expectation values only)."""
     p = validate(params)
     model = build_model(p)
     tlist = np.linspace(0.0, p["t_max"], p["n_t"])

@@ -1,0 +1,150 @@
+"""The batched engine (qbcat.batched): its Liouvillian, its agreement with QuTiP, and batching.
+
+The Liouvillian is checked against ``qutip.liouvillian`` of the model, element by element; the
+trajectories against the QuTiP engine at n_fock 4, 12 and 20 (the independent numpy/scipy
+reference is compared with both engines in test_physics.py). Batching must not change any
+point: a point integrated among others (other physics, other tolerances, a failing one) gives
+bit for bit what it gives alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import qutip
+
+from qbcat import batched
+from qbcat.model import build_model
+from qbcat.params import validate
+from qbcat.solve import SimulationError, simulate, simulate_points
+
+
+def _random_params(rng, catalyst, n_fock):
+    return validate(dict(
+        catalyst=catalyst, n_fock=n_fock, omega_a=rng.uniform(0.5, 1.5), omega_c=rng.uniform(0.5, 1.5),
+        g=rng.uniform(0, 0.5), gamma_D=rng.uniform(0, 0.2), kappa_1=rng.uniform(0, 0.2),
+        Omega=rng.uniform(0, 1), omega_d=rng.uniform(0.5, 1.5)))
+
+
+def _rhs_once(st, p, rho, t):
+    """The kernel's L_t(rho) for one point, as a full d x d matrix."""
+    x = st.to_upper(rho)
+    coef = np.zeros((len(st.names) + 1, 1))
+    coef[:-1, 0] = [p[n] for n in st.names]
+    dg = np.einsum("kr,kb->rb", st.diag, coef[:-1])
+    Yr, Yi = np.zeros((st.size, 1)), np.zeros((st.size, 1))
+    batched._rhs(np.array([t]), np.ascontiguousarray(x.real[:, None]), np.ascontiguousarray(x.imag[:, None]),
+                 Yr, Yi, np.ascontiguousarray(dg.real), np.ascontiguousarray(dg.imag), st.is_diag, st.ecol,
+                 st.ekidx, st.em, coef, np.array([p["Omega"]]), np.array([p["omega_d"]]))
+    full = np.zeros((st.dim, st.dim), dtype=complex)
+    full[st.rows[:, 0], st.rows[:, 1]] = Yr[:, 0] + 1j * Yi[:, 0]
+    return full + np.triu(full, 1).conj().T
+
+
+@pytest.mark.parametrize("catalyst, n_fock", [(False, 0), (True, 2), (True, 3), (True, 6)])
+def test_kernel_liouvillian_equals_qutip(catalyst, n_fock):
+    rng = np.random.default_rng(n_fock)
+    st = batched.structure(catalyst, n_fock)
+    for _ in range(3):
+        p = _random_params(rng, catalyst, max(n_fock, 2))
+        m = build_model(p)
+        t = rng.uniform(0, 10)
+        H = m.H_static + p["Omega"] * math.sin(p["omega_d"] * t) * m.drive_op
+        L = qutip.liouvillian(H, m.c_ops)
+        a = rng.normal(size=(st.dim, st.dim)) + 1j * rng.normal(size=(st.dim, st.dim))
+        rho = a @ a.conj().T
+        rho /= np.trace(rho)
+        expected = qutip.vector_to_operator(L * qutip.operator_to_vector(qutip.Qobj(rho, dims=m.H_QB.dims)))
+        got = _rhs_once(st, p, rho, t)
+        assert np.max(np.abs(got - expected.full())) < 1e-12
+
+
+def test_expectation_weights_give_the_trace_formula():
+    rng = np.random.default_rng(3)
+    st = batched.structure(True, 4)
+    a = rng.normal(size=(8, 8)) + 1j * rng.normal(size=(8, 8))
+    rho, A = a @ a.conj().T, a + a.conj().T
+    w, x = st.expect_weights(A), st.to_upper(rho)
+    assert np.sum(w.real * x.real + w.imag * x.imag) == pytest.approx(np.trace(A @ rho).real, rel=1e-12)
+    with pytest.raises(ValueError, match="not Hermitian"):
+        st.expect_weights(a)
+
+
+TIGHT = {"atol": 1e-12, "rtol": 1e-10}
+
+
+@pytest.mark.parametrize("n_fock", [4, 12, 20])
+def test_batched_equals_qutip_engine(n_fock):
+    p = dict(n_fock=n_fock, t_max=25.0, n_t=251, g=0.4, kappa_1=0.03, gamma_D=0.02, Omega=0.8, **TIGHT)
+    b = simulate({**p, "engine": "batched"})
+    q = simulate({**p, "engine": "qutip"})
+    assert set(b.data) == set(q.data)
+    for name in b.data:
+        assert np.max(np.abs(b.data[name] - q.data[name])) < 1e-7, name
+    assert np.ptp(b.data["energy_cat"]) > 0.05  # photons are really made
+
+
+def test_default_tolerance_meets_one_in_a_million():
+    """The default atol/rtol keep ergotropy, catalyst energy and heat current within 1e-6 of a
+    tight run over a long, strongly driven trajectory."""
+    p = dict(n_fock=8, t_max=100.0, n_t=1001)
+    default, tight = batched.simulate_many([validate(p), validate({**p, **TIGHT})])
+    for name in ("ergotropy", "energy_cat", "heat_current"):
+        assert np.max(np.abs(default.data[name] - tight.data[name])) < 1e-6, name
+
+
+MIXED = [
+    dict(n_fock=5),
+    dict(n_fock=5, omega_a=1.3, omega_c=0.7, g=0.45),
+    dict(n_fock=5, Omega=1.2, omega_d=1.7, initial_qubit="excited"),
+    dict(n_fock=5, gamma_D=0.3, kappa_1=0.0, initial_qubit="plus"),
+    dict(n_fock=5, rtol=1e-10, atol=1e-12),  # a tighter point takes its own, smaller steps
+    dict(n_fock=5, Omega=6.0, omega_d=9.0, g=0.0),  # a hard, fast point
+    dict(n_fock=3, g=0.3),  # another shape: its own group
+    dict(catalyst=False, gamma_D=0.1),
+    dict(n_fock=5, nsteps=1),  # fails: too many steps between two outputs
+]
+SHORT = dict(t_max=15.0, n_t=151)
+
+
+def test_a_point_gives_the_same_result_in_any_batch():
+    points = [validate({**SHORT, **p}) for p in MIXED]
+    together = dict(simulate_points(points))
+    for k, p in enumerate(points):
+        alone = dict(simulate_points([p]))[0]
+        if isinstance(alone, SimulationError):
+            assert isinstance(together[k], SimulationError)
+            continue
+        assert alone.stats == together[k].stats
+        for name in alone.data:
+            assert np.array_equal(alone.data[name], together[k].data[name]), (k, name)
+    # the points really differ, and each lane kept its own step count
+    steps = [together[k].stats["steps"] for k in range(len(points) - 1)]
+    assert len(set(steps)) > 3
+    assert steps[4] > 3 * steps[0]  # tolerance 1000x tighter: many more steps for that point only
+
+
+def test_a_failing_point_is_named_and_the_others_are_computed():
+    points = [validate({**SHORT, **p}) for p in MIXED]
+    results = dict(simulate_points(points))
+    failed = [k for k, r in results.items() if isinstance(r, SimulationError)]
+    assert failed == [len(MIXED) - 1]
+    message = str(results[failed[0]])
+    assert "nsteps=1" in message and "more than nsteps" in message  # names the point and the cause
+    assert all(np.all(np.isfinite(results[k].data["ergotropy"])) for k in results if k not in failed)
+
+
+def test_outputs_are_at_exactly_the_requested_times():
+    traj = simulate(dict(n_fock=3, t_max=7.3, n_t=74))
+    assert np.array_equal(traj.time, np.linspace(0.0, 7.3, 74))
+    # the continuous extension agrees with integrating to each output time (t_max of a run)
+    end = simulate(dict(n_fock=3, t_max=traj.time[37], n_t=2, **TIGHT))
+    tight = simulate(dict(n_fock=3, t_max=7.3, n_t=74, **TIGHT))
+    assert abs(tight.data["bloch_z"][37] - end.data["bloch_z"][-1]) < 1e-8
+
+
+def test_lanes_fit_the_cache():
+    small, large = batched.structure(True, 4), batched.structure(True, 20)
+    assert batched.lanes_for(small) >= batched.lanes_for(large) >= 8
