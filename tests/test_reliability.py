@@ -138,7 +138,9 @@ def test_default_sanity_bounds_agree_in_code_schema_and_config():
 FAILING = {
     "base": BASE,
     "sweeps": {
-        "g_scan": {"axes": {"g": {"values": [0.1, 0.3]}}},
+        # values chosen so that the failing point's batch mate is a point of "stiff" only: a
+        # sweep waits for every job that writes one of its points, failed ones included
+        "g_scan": {"axes": {"g": {"values": [0.1, 0.4]}}},
         # omega_c = 1e4 is too stiff for 500 steps per output interval: that point fails (its
         # baseline has no catalyst, hence no omega_c, and succeeds)
         "stiff": {"set": {"nsteps": 500}, "axes": {"omega_c": {"values": [0.8, 1.0, 1.2, 10000.0]}}},
@@ -162,6 +164,7 @@ def test_a_failing_point_is_named_the_others_stay_and_a_fixed_config_computes_on
     assert sorted(p for ids in batches.values() for p in ids) == sorted(study.points)
     assert set(batches) == set(planned_batches(run.stdout))  # the jobs that ran
     mate = next(p for ids in batches.values() if bad in ids for p in ids if p != bad)
+    assert study.membership[mate] == ["stiff"], "premise broken (point ids changed): pick other g_scan values"
     # the job fails naming the point and its parameters (its log is shown at the end)
     assert "1 of 2 points failed (the others were written)" in run.stdout
     report = next(line for line in run.stdout.splitlines() if line.strip().startswith(f"point {bad}"))
