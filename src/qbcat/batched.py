@@ -9,7 +9,7 @@ the physics parameters,
     L_D = D[sz],  L_k = D[a],  L_x = -i[sx, .],  s(t) = Omega sin(omega_d t),
 
 with structure superoperators that depend only on (catalyst, n_fock). They are taken from
-:func:`qbcat.model.build_model` at unit parameters, so the physics stays in one place; a test
+:func:`qbcat.model.operators` at unit parameters, so the physics stays in one place; a test
 checks the sum against ``qutip.liouvillian`` at random points.
 
 Data layout (the kernel's reason to be fast): rho is Hermitian, so only its upper triangle
@@ -149,7 +149,7 @@ def _superoperators(model, unit: dict) -> list:
     import scipy.sparse as sp
 
     def full(op):
-        return sp.csr_matrix(np.asarray(op.full()))
+        return sp.csr_matrix(op)
 
     d = model.sx.shape[0]
     eye = sp.identity(d, dtype=complex, format="csr")
@@ -176,15 +176,15 @@ _STRUCTURES: dict = {}
 
 def structure(catalyst: bool, n_fock: int) -> Structure:
     """The Structure of (catalyst, n_fock), built once per process from the model at unit
-    coefficients (qbcat.model.build_model)."""
+    coefficients (qbcat.model.operators)."""
     key = (bool(catalyst), int(n_fock) if catalyst else 0)
     if key in _STRUCTURES:
         return _STRUCTURES[key]
-    from .model import build_model
+    from .model import operators
     from .params import validate
 
     unit = {"omega_a": 1.0, "omega_c": 1.0, "g": 1.0, "gamma_D": 1.0, "kappa_1": 1.0}
-    model = build_model(validate({**unit, "Omega": 1.0, "catalyst": catalyst,
+    model = operators(validate({**unit, "Omega": 1.0, "catalyst": catalyst,
                                   **({"n_fock": n_fock} if catalyst else {})}))
     supers = _superoperators(model, unit)
     d = model.sx.shape[0]
@@ -523,7 +523,7 @@ class LaneResult:
 
 def integrate_group(points: Sequence[dict], st: Structure, tlist: np.ndarray) -> list[LaneResult]:
     """Integrate validated points that share ``st`` and ``tlist``, all in one kernel call."""
-    from .model import build_model
+    from .model import operators
     from .solve import expect_operators
 
     nl = len(points)
@@ -532,15 +532,15 @@ def integrate_group(points: Sequence[dict], st: Structure, tlist: np.ndarray) ->
     coef = np.zeros((len(st.names) + 1, nl))
     weights, names = [], None
     for b, p in enumerate(points):
-        model = build_model(p)
-        X[:, b] = st.to_upper(np.asarray(model.rho0.full()))
+        model = operators(p)
+        X[:, b] = st.to_upper(model.rho0)
         coef[:-1, b] = [p[name] for name in st.names]
         ops = expect_operators(model)
         if names is None:
             names = list(ops)
         elif list(ops) != names:
             raise ValueError("points of one group must have the same expectation operators")
-        weights.append(np.stack([st.expect_weights(np.asarray(ops[k].full())) for k in names]))
+        weights.append(np.stack([st.expect_weights(ops[k]) for k in names]))
     W = np.stack(weights, axis=-1)  # (n_obs, D', lanes)
     # sparse over r: the union over lanes of each observable's non-zero weights
     optr, orow = [0], []

@@ -10,31 +10,51 @@ Basis: qubit excited state = sz eigenvalue +1 = ``basis(2, 0)``; ground = ``basi
     c_ops    = [sqrt(gamma_D) sz, sqrt(kappa_1) a]
 
 The uncatalyzed baseline is the qubit alone: H_QB + s(t) sx, c_ops = [sqrt(gamma_D) sz].
+
+The operators are built once, as numpy arrays (:func:`operators`): the batched engine uses
+them as they are, so a batch job never imports QuTiP; :func:`build_model` wraps the same
+arrays as QuTiP objects for the QuTiP engine.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
-import qutip
+import numpy as np
+
+SX = np.array([[0, 1], [1, 0]], dtype=complex)
+SY = np.array([[0, -1j], [1j, 0]], dtype=complex)
+SZ = np.array([[1, 0], [0, -1]], dtype=complex)
+SP = np.array([[0, 1], [0, 0]], dtype=complex)  # s+ |g> = |e>, with |e> = (1, 0)
+
+
+def destroy(n: int) -> np.ndarray:
+    """The annihilation operator a on n Fock levels: a|k> = sqrt(k)|k-1>."""
+    return np.diag(np.sqrt(np.arange(1, n, dtype=float)), 1).astype(complex)
 
 
 @dataclass(frozen=True)
 class Model:
-    """Static pieces of one point's Lindbladian, all on the full Hilbert space."""
+    """Static pieces of one point's Lindbladian, all on the full Hilbert space.
 
-    H_static: qutip.Qobj  # H_QB + H_int + H_cat (H_QB alone for the baseline)
-    drive_op: qutip.Qobj  # sx, multiplied by s(t) = Omega sin(omega_d t)
+    The operator fields hold numpy arrays (:func:`operators`) or QuTiP objects
+    (:func:`build_model`); the functions of qbcat.observables work on either.
+    """
+
+    H_static: Any  # H_QB + H_int + H_cat (H_QB alone for the baseline)
+    drive_op: Any  # sx, multiplied by s(t) = Omega sin(omega_d t)
     c_ops: list
-    rho0: qutip.Qobj
-    H_QB: qutip.Qobj
-    H_int: qutip.Qobj  # zero operator for the baseline
-    H_cat: qutip.Qobj  # zero operator for the baseline
-    sx: qutip.Qobj
-    sy: qutip.Qobj
-    sz: qutip.Qobj
-    num: qutip.Qobj  # a^dag a (zero for the baseline)
+    rho0: Any
+    H_QB: Any
+    H_int: Any  # zero operator for the baseline
+    H_cat: Any  # zero operator for the baseline
+    sx: Any
+    sy: Any
+    sz: Any
+    num: Any  # a^dag a (zero for the baseline)
+    identity: Any
     Omega: float
     omega_d: float
     catalyst: bool
@@ -43,59 +63,62 @@ class Model:
         """s(t) = Omega sin(omega_d t), the drive's coefficient of sx."""
         return self.Omega * math.sin(self.omega_d * t)
 
-    def drive_rate(self, t: float) -> float:
-        """ds/dt = Omega omega_d cos(omega_d t)."""
-        return self.Omega * self.omega_d * math.cos(self.omega_d * t)
+    def hamiltonian(self):
+        """H(t) as a QobjEvo with a Python coefficient (QuTiP models only)."""
+        import qutip
 
-    def hamiltonian(self) -> qutip.QobjEvo:
-        """H(t) as a QobjEvo with a Python coefficient (no Cython compilation needed)."""
         return qutip.QobjEvo([self.H_static, [self.drive_op, lambda t: self.drive(t)]])
 
 
-def initial_qubit_state(name: str) -> qutip.Qobj:
-    """|e> = basis(2,0), |g> = basis(2,1), |+> = (|e> + |g>)/sqrt 2, as a density matrix."""
-    excited, ground = qutip.basis(2, 0), qutip.basis(2, 1)
-    ket = {"ground": ground, "excited": excited, "plus": (excited + ground).unit()}[name]
-    return qutip.ket2dm(ket)
+def initial_qubit_state(name: str) -> np.ndarray:
+    """|e> = (1, 0), |g> = (0, 1), |+> = (|e> + |g>)/sqrt 2, as a density matrix."""
+    ket = {"ground": np.array([0, 1.0]), "excited": np.array([1.0, 0]),
+           "plus": np.array([1.0, 1.0]) / math.sqrt(2)}[name].astype(complex)
+    return np.outer(ket, ket.conj())
 
 
-def build_model(p: dict) -> Model:
-    """The Model for validated parameters ``p`` (see qbcat.params.validate)."""
+def operators(p: dict) -> Model:
+    """The Model of validated parameters ``p`` (qbcat.params.validate) as numpy arrays."""
     rho_q = initial_qubit_state(p["initial_qubit"])
     if p["catalyst"]:
         n = p["n_fock"]
-        iq, ic = qutip.qeye(2), qutip.qeye(n)
-        a = qutip.tensor(iq, qutip.destroy(n))
-        sx = qutip.tensor(qutip.sigmax(), ic)
-        sy = qutip.tensor(qutip.sigmay(), ic)
-        sz = qutip.tensor(qutip.sigmaz(), ic)
-        sp = qutip.tensor(qutip.sigmap(), ic)
-        num = a.dag() * a
+        iq, ic = np.eye(2), np.eye(n)
+        a = np.kron(iq, destroy(n))
+        sx, sy, sz, sp = (np.kron(s, ic) for s in (SX, SY, SZ, SP))
+        num = a.conj().T @ a
         H_QB = 0.5 * p["omega_a"] * sz
         H_cat = p["omega_c"] * num
-        H_int = p["g"] * (sp * a + sp.dag() * a.dag())
+        H_int = p["g"] * (sp @ a + sp.conj().T @ a.conj().T)
         c_ops = [math.sqrt(p["gamma_D"]) * sz, math.sqrt(p["kappa_1"]) * a]
-        rho0 = qutip.tensor(rho_q, qutip.fock_dm(n, 0))
+        vacuum = np.zeros((n, n), dtype=complex)
+        vacuum[0, 0] = 1.0
+        rho0 = np.kron(rho_q, vacuum)
     else:
-        sx, sy, sz = qutip.sigmax(), qutip.sigmay(), qutip.sigmaz()
-        num = 0 * sz
+        sx, sy, sz = SX.copy(), SY.copy(), SZ.copy()
+        num = np.zeros((2, 2), dtype=complex)
         H_QB = 0.5 * p["omega_a"] * sz
-        H_cat = H_int = 0 * sz
+        H_cat = H_int = np.zeros((2, 2), dtype=complex)
         c_ops = [math.sqrt(p["gamma_D"]) * sz]
         rho0 = rho_q
     return Model(
-        H_static=H_QB + H_int + H_cat,
-        drive_op=sx,
-        c_ops=c_ops,
-        rho0=rho0,
-        H_QB=H_QB,
-        H_int=H_int,
-        H_cat=H_cat,
-        sx=sx,
-        sy=sy,
-        sz=sz,
-        num=num,
-        Omega=p["Omega"],
-        omega_d=p["omega_d"],
-        catalyst=p["catalyst"],
+        H_static=H_QB + H_int + H_cat, drive_op=sx, c_ops=c_ops, rho0=rho0, H_QB=H_QB, H_int=H_int,
+        H_cat=H_cat, sx=sx, sy=sy, sz=sz, num=num, identity=np.eye(len(sx), dtype=complex),
+        Omega=p["Omega"], omega_d=p["omega_d"], catalyst=p["catalyst"],
     )
+
+
+def build_model(p: dict) -> Model:
+    """The Model of validated parameters ``p`` as QuTiP objects (dims qubit x oscillator)."""
+    import qutip
+
+    arrays = operators(p)
+    dims = [[2, p["n_fock"]], [2, p["n_fock"]]] if p["catalyst"] else [[2], [2]]
+
+    def wrap(value):  # sparse, as qutip.tensor would make them: MESolver is fastest so
+        if isinstance(value, np.ndarray):
+            return qutip.Qobj(value, dims=dims).to("CSR")
+        if isinstance(value, list):
+            return [wrap(v) for v in value]
+        return value
+
+    return Model(**{f.name: wrap(getattr(arrays, f.name)) for f in fields(Model)})

@@ -13,34 +13,46 @@ differences). With H(t) = H_static + s(t) X and an operator B(t) = B0 + s(t) B1,
     C0 = L0^dag(B0),  C1 = L0^dag(B1) + i[X, B0],  C2 = i[X, B1],
 
 where L0 is the Lindbladian without the drive.
+
+Operators are numpy arrays or QuTiP objects alike (products with ``@``, adjoints with
+:func:`dag`), so the batched engine uses these functions without importing QuTiP.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import qutip
 
 
-def adjoint_dissipator(c_ops, B: qutip.Qobj) -> qutip.Qobj:
+def dag(A):
+    """The adjoint of a numpy array or a QuTiP object."""
+    return A.dag() if hasattr(A, "dag") else A.conj().T
+
+
+def commutator(A, B):
+    """[A, B] = AB - BA."""
+    return A @ B - B @ A
+
+
+def adjoint_dissipator(c_ops, B):
     """sum_k (L_k^dag B L_k - 1/2 {L_k^dag L_k, B})."""
     out = 0 * B
     for L in c_ops:
-        LdL = L.dag() * L
-        out += L.dag() * B * L - 0.5 * (LdL * B + B * LdL)
+        LdL = dag(L) @ L
+        out = out + dag(L) @ B @ L - 0.5 * (LdL @ B + B @ LdL)
     return out
 
 
-def adjoint_lindbladian(H: qutip.Qobj, c_ops, B: qutip.Qobj) -> qutip.Qobj:
+def adjoint_lindbladian(H, c_ops, B):
     """L^dag(B) = i[H, B] + adjoint dissipator: d<B>/dt for a time-independent B."""
-    return 1j * (H * B - B * H) + adjoint_dissipator(c_ops, B)
+    return 1j * commutator(H, B) + adjoint_dissipator(c_ops, B)
 
 
-def rate_operators(model, B0: qutip.Qobj, B1: qutip.Qobj) -> tuple[qutip.Qobj, qutip.Qobj, qutip.Qobj]:
+def rate_operators(model, B0, B1):
     """(C0, C1, C2) with Tr[d rho/dt (B0 + s B1)] = <C0> + s <C1> + s^2 <C2>; see module doc."""
     X = model.drive_op
     C0 = adjoint_lindbladian(model.H_static, model.c_ops, B0)
-    C1 = adjoint_lindbladian(model.H_static, model.c_ops, B1) + 1j * (X * B0 - B0 * X)
-    C2 = 1j * (X * B1 - B1 * X)
+    C1 = adjoint_lindbladian(model.H_static, model.c_ops, B1) + 1j * commutator(X, B0)
+    C2 = 1j * commutator(X, B1)
     return C0, C1, C2
 
 
@@ -61,8 +73,8 @@ def ergotropy(rho, H) -> np.ndarray:
     r_k: eigenvalues of rho in descending order; e_k: eigenvalues of H in ascending order.
     ``rho`` is an array (..., d, d) (a stack over times is fine) or a Qobj; ``H`` is Hermitian.
     """
-    rho = rho.full() if isinstance(rho, qutip.Qobj) else np.asarray(rho)
-    H = H.full() if isinstance(H, qutip.Qobj) else np.asarray(H)
+    rho = rho.full() if hasattr(rho, "full") else np.asarray(rho)
+    H = H.full() if hasattr(H, "full") else np.asarray(H)
     energy = np.einsum("...ij,ji->...", rho, H).real
     r_desc = np.linalg.eigvalsh(rho)[..., ::-1]
     e_asc = np.linalg.eigvalsh(H)
