@@ -103,13 +103,26 @@ def test_reference_must_be_clearly_larger():
 
 
 def test_tolerance_check_orders_by_tolerance():
-    p = {**SHORT, "n_fock": 4}
+    p = {**SHORT, "n_fock": 4, "engine": "qutip"}
     table = cv.tolerance_check(p, [[1e-4, 1e-6], [1e-9, 1e-11]], ["adams", "bdf"], progress=None)
     req = table[table["required"]]
     assert set(req["setting"]) == {"method=adams rtol=1e-07 atol=1e-09", "method=bdf rtol=1e-09 atol=1e-11"}
     assert req["passed"].all()
     erg = table[(table["observable"] == "ergotropy") & (table["method"] == "bdf")].set_index("rtol")
     assert erg.loc[1e-4, "max_deviation"] > 10 * erg.loc[1e-9, "max_deviation"]
+
+
+def test_tolerance_check_compares_the_batched_engine_with_qutip():
+    p = {**SHORT, "n_fock": 4, "engine": "batched"}
+    table = cv.tolerance_check(p, [[1e-4, 1e-6], [1e-9, 1e-11]], ["adams"], progress=None)
+    assert set(table[table["required"]]["setting"]) == {
+        "engine=batched rtol=1e-07 atol=1e-09", "engine=batched rtol=1e-09 atol=1e-11"}
+    assert set(table["reference"]) == {"method=adams rtol=1e-09 atol=1e-11"}
+    assert table[table["required"]]["passed"].all()
+    erg = table[(table["observable"] == "ergotropy") & (table["method"] == "batched")].set_index("rtol")
+    # the batched engine converges to QuTiP's tight run as its own tolerance tightens
+    assert erg.loc[1e-4, "max_deviation"] > 100 * erg.loc[1e-9, "max_deviation"]
+    assert erg.loc[1e-9, "max_deviation"] < 1e-8
 
 
 def test_sampling_check_passes():

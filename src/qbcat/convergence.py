@@ -405,8 +405,9 @@ def tolerance_check(params: dict, tolerances: Iterable, methods: Iterable[str],
                     progress: Progress = _stderr, _runs: _Runs | None = None) -> pd.DataFrame:
     """Solver check: every (method, rtol, atol) against the tightest (rtol, atol) with methods[0].
 
-    Required rows: the point's own (method, rtol, atol) and each other method at the tightest
-    tolerance. A run that fails (SimulationError) gives NaN deviations, passed=False and the error
+    Methods are QuTiP's (engine qutip); a point of the batched engine adds "batched" at every
+    tolerance, so qbcat's engine is checked against QuTiP's. Required rows: the point's own
+    setting and each solver at the tightest tolerance. A run that fails (SimulationError) gives NaN deviations, passed=False and the error
     in ``note``.
     """
     p = validate(params)
@@ -417,24 +418,30 @@ def tolerance_check(params: dict, tolerances: Iterable, methods: Iterable[str],
         if m not in SOLVER_METHODS:
             raise _bad("methods", f"unknown method {m!r} (known: {', '.join(SOLVER_METHODS)})")
     tight = min(tols)  # smallest rtol, then smallest atol
-    ref_setting = {"method": methods[0], "rtol": tight[0], "atol": tight[1]}
+    ref_setting = {"engine": "qutip", "method": methods[0], "rtol": tight[0], "atol": tight[1]}
     ref_label = f"method={methods[0]} rtol={tight[0]:g} atol={tight[1]:g}"
     runs = _runs or _Runs(progress)
+    # a solver is a QuTiP method, or "batched" (qbcat's own engine, checked at every tolerance
+    # when the point uses it, against the QuTiP reference: an independent integrator)
+    solvers = list(methods) + (["batched"] if p["engine"] == "batched" else [])
     if progress:
-        progress(f"tolerance check: {len(methods)} methods x {len(tols)} tolerances against {ref_label}")
+        progress(f"tolerance check: {len(solvers)} solvers x {len(tols)} tolerances against {ref_label}")
     ref = runs.get({**p, **ref_setting}, ref_label + " (reference)")
-    own = (p["method"], p["rtol"], p["atol"])
-    settings = [(m, r, a) for m in methods for (r, a) in tols]
+    own = ("batched" if p["engine"] == "batched" else p["method"], p["rtol"], p["atol"])
+    settings = [(m, r, a) for m in solvers for (r, a) in tols]
     if own not in settings:
         settings.append(own)
     rows = []
     for m, r, a in settings:
         if (m, r, a) == (methods[0], *tight):
             continue
-        label = f"method={m} rtol={r:g} atol={a:g}"
+        if m == "batched":
+            label, setting = f"engine=batched rtol={r:g} atol={a:g}", {"engine": "batched"}
+        else:
+            label, setting = f"method={m} rtol={r:g} atol={a:g}", {"engine": "qutip", "method": m}
         required = (m, r, a) == own or (r, a) == tight
         try:
-            traj, note = runs.get({**p, "method": m, "rtol": r, "atol": a}, label), ""
+            traj, note = runs.get({**p, **setting, "rtol": r, "atol": a}, label), ""
         except SimulationError as exc:
             traj, note = None, str(exc).split(";")[0]
             if progress:
