@@ -137,6 +137,7 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=None)
 def _package_version(name: str) -> str:
     try:
         return version(name)
@@ -285,12 +286,16 @@ def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
     ``sanity_violations`` (:func:`sanity_attrs`); they are the bounds in force when the point was
     computed (attribute ``sanity_bounds``); a sweep dataset re-checks with the current ones."""
     p = traj.params
-    ds = xr.Dataset(coords={"time": ("time", traj.time)})
-    for name, values in traj.data.items():
-        ds[name] = ("time", np.asarray(values, dtype=float))
-    for name in ds.variables:
+
+    def attrs_of(name):
         units, long_name, comment = VARIABLES[name]
-        ds[name].attrs.update(units=units, long_name=long_name, comment=comment)
+        return {"units": units, "long_name": long_name, "comment": comment}
+
+    # built in one call: assigning variables one by one re-aligns the dataset each time
+    ds = xr.Dataset(
+        {name: ("time", np.asarray(values, dtype=float), attrs_of(name)) for name, values in traj.data.items()},
+        coords={"time": ("time", traj.time, attrs_of("time"))},
+    )
     attrs = {}
     for name, value in canonical(p).items():
         attrs[name] = int(value) if PARAMETERS[name].kind is bool else value

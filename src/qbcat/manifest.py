@@ -280,14 +280,17 @@ def infer_kind(attrs: dict) -> str:
 def expected_parameters(ds, kind: str) -> list[str]:
     """Parameters a dataset of ``kind`` must carry as a global attribute or coordinate.
 
-    A point carries its canonical parameters (the baseline drops the catalyst-only ones); a sweep
+    A point carries its canonical parameters (the baseline drops the catalyst-only ones, the
+    batched engine ``method``); a sweep
     carries all of them, except ``catalyst`` when its ``case`` coordinate stands for it.
     """
     from .params import PARAMETERS
 
     if kind == "point":
         catalyzed = bool(ds.attrs.get("catalyst", 1))
-        return [n for n, p in PARAMETERS.items() if catalyzed or not p.catalyst_only]
+        qutip_engine = ds.attrs.get("engine", "qutip") == "qutip"  # only QuTiP has a method
+        return [n for n, p in PARAMETERS.items()
+                if (catalyzed or not p.catalyst_only) and (qutip_engine or n != "method")]
     if kind == "sweep":
         return [n for n in PARAMETERS if not (n == "catalyst" and "case" in ds.coords)]
     return []
