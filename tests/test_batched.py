@@ -36,8 +36,8 @@ def _rhs_once(st, p, rho, t):
     dg = np.einsum("kr,kb->rb", st.diag, coef[:-1])
     Yr, Yi = np.zeros((st.size, 1)), np.zeros((st.size, 1))
     batched._rhs(np.array([t]), np.ascontiguousarray(x.real[:, None]), np.ascontiguousarray(x.imag[:, None]),
-                 Yr, Yi, np.ascontiguousarray(dg.real), np.ascontiguousarray(dg.imag), st.is_diag, st.ecol,
-                 st.ekidx, st.em, coef, np.array([p["Omega"]]), np.array([p["omega_d"]]))
+                 Yr, Yi, np.ascontiguousarray(dg.real), np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col,
+                 st.kidx, st.m, coef, np.array([p["Omega"]]), np.array([p["omega_d"]]))
     full = np.zeros((st.dim, st.dim), dtype=complex)
     full[st.rows[:, 0], st.rows[:, 1]] = Yr[:, 0] + 1j * Yi[:, 0]
     return full + np.triu(full, 1).conj().T
