@@ -291,6 +291,11 @@ def test_a_bad_product_config_stops_snakemake_with_one_line(tmp_path):
     write_config(ws, {**TINY, "convergence": {**TINY["convergence"], "methods": ["adams", "rk4"]}})
     proc = snakemake(ws, "-n", check=False)
     assert proc.returncode != 0 and "convergence.methods[1]" in proc.stdout and "rk4" in proc.stdout
+    # a bad claims threshold (which the schema lets through) stops the run before any job too
+    write_config(ws, {**TINY, "claims": {"thresholds": {"enhancement_metric": "mean_diference"}}})
+    proc = snakemake(ws, "-n", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout
+    assert "qbcat: bad config: claims.thresholds.enhancement_metric:" in proc.stdout
 
 
 # ------------------------------------------------------------------------------------------
