@@ -573,15 +573,3 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_output(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return path
-
-
-def to_dataset(table: pd.DataFrame):
-    """The table as an xarray Dataset with one ``row`` dimension (for NetCDF users)."""
-    import xarray as xr
-
-    ds = xr.Dataset.from_dataframe(table.reset_index(drop=True).rename_axis("row"))
-    ds["max_deviation"].attrs.update(long_name="max over common times of |X - X_reference|",
-                                     units="observable units (energy; energy/time for heat_current)")
-    ds["threshold"].attrs.update(long_name="pass threshold (absolute)", units="as max_deviation")
-    ds.attrs.update({k: v for k, v in table.attrs.items() if isinstance(v, (str, int, float))})
-    return ds
