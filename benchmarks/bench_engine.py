@@ -8,7 +8,7 @@ tolerances and options), then a Python loop over the states doing ``ptrace`` and
 for each observable, with d rho/dt from ``qutip.liouvillian(H(t), c_ops)`` applied to the state.
 
 For scale, the bare integration with no observable at all ("floor") is timed as well.
-All are timed end to end (model construction included) at the SPEC's default point, run
+All are timed end to end (model construction included) at the default point (docs/conventions.md), run
 alternately (so all see the same machine load) and repeated; medians and minima are reported.
 The per-process start-up cost (imports) is measured too, since the workflow pays it once per
 point.
@@ -121,7 +121,7 @@ def main() -> int:
 
     print(f"python {platform.python_version()}, qutip {qutip.__version__}, numpy {np.__version__}, "
           f"{os.cpu_count()} cores, {platform.machine()}")
-    print(f"point: SPEC default {SPEC_DEFAULT}; solver defaults (method, atol, rtol) as in qbcat.params")
+    print(f"point: the default point {SPEC_DEFAULT}; solver defaults (method, atol, rtol) as in qbcat.params")
     print(f"{args.repeats} runs each, variants alternating; load average at start: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     rows = []

@@ -4,6 +4,8 @@ that must stop the workflow before any job, each in one line naming the config k
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -194,3 +196,10 @@ def test_the_repository_config_plans_and_its_claims_thresholds_pass():
     p = planned(config)
     assert p.enabled and len(p.paper_sweeps) == 4 and p.convergence_points
     assert set(p.steady_maps) == set(config["steady"]["maps"])
+
+
+def test_planning_imports_neither_qutip_nor_xarray():
+    # the workflow imports qbcat.plan on every parse (also in every cluster job)
+    code = "import sys, qbcat.plan; print(sorted({'qutip', 'xarray'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -166,7 +166,7 @@ def test_the_convergence_table_shows_the_failing_cutoff_check(cold):
     assert {"PASS", "FAIL"} <= set(table["verdict"])
     assert table["verdict"].iloc[0] == "FAIL"  # failures first
     cutoff = table[table["check"] == "cutoff"]
-    assert (cutoff["verdict"] == "FAIL").all()  # n_fock 4 is far from converged (SPEC)
+    assert (cutoff["verdict"] == "FAIL").all()  # n_fock 4 is far from converged (docs/conventions.md)
     # the reference (n_fock 6) run by the workflow agrees with an independent simulation
     row = details[(details["point_id"] == point_id(base)) & (details["check"] == "cutoff")
                   & (details["observable"] == "energy_cat") & (details["n_fock"] == 4)]
