@@ -259,8 +259,8 @@ def _fixed_point_krylov(model: Model, p: dict, T: float, stationary_tol: float, 
         raise SteadyStateError(f"no eigenvalue 1 among the Ritz values (closest {w[i]:.6g})")
     others = np.abs(np.delete(w, i))
     # The one-period map is CPTP, so its spectrum lies in the unit disc: a Ritz value outside it
-    # is a noise mode of the ill-conditioned Krylov basis, not a slow transient (seen: 1.108 at
-    # g=0.2, omega_c=0.5, n_fock 12, which sent the point to the 30x dearer dense propagator).
+    # is a noise mode of the ill-conditioned Krylov basis, not a slow transient (such values sent
+    # points to the far dearer dense propagator: benchmarks/README.md, "Steady state").
     others = others[others <= 1 + SPURIOUS_RITZ_MARGIN]
     lam2 = float(others.max()) if others.size else 0.0
     relax = math.inf if lam2 >= 1 - stationary_tol else (-T / math.log(lam2) if lam2 > 0 else 0.0)
