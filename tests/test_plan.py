@@ -203,3 +203,17 @@ def test_planning_imports_neither_qutip_nor_xarray():
     code = "import sys, qbcat.plan; print(sorted({'qutip', 'xarray'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_job_step_gets_the_same_plan_without_the_checks():
+    # the submitting run checks; a job step that reads the workflow again must plan the same
+    assert plan.plan_products(*_loaded(CONFIG), check=False) == plan.plan_products(*_loaded(CONFIG))
+    bad = changed("claims.thresholds", {"enhancement_metric": "mean_diference"})
+    plan.plan_products(*_loaded(bad), check=False)  # not checked here ...
+    with pytest.raises(grid.ConfigError):
+        plan.plan_products(*_loaded(bad))  # ... but in the submitting run
+
+
+def _loaded(config):
+    config = copy.deepcopy(config)
+    return config, grid.load_config(config, SCHEMA)

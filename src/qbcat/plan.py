@@ -10,8 +10,8 @@ Every check a product's config needs is made here, so that a bad value stops the
 any job with one :class:`qbcat.grid.ConfigError` line naming the config key, e.g.
 ``claims.thresholds.enhancement_metric: ...``, instead of failing the product's job at the end
 of a run. The functions are pure (no file is read or written) and testable without Snakemake.
-QuTiP (through qbcat.convergence) and xarray (through qbcat.claims) are imported only when the
-config asks for convergence checks or products.
+QuTiP (through qbcat.convergence) is imported only when the config asks for convergence checks,
+xarray (through qbcat.claims and qbcat.analysis) only to check the product settings.
 """
 
 from __future__ import annotations
@@ -285,9 +285,14 @@ def products_by_rule(enabled: bool, paper: list, maps: list, steady: Mapping, co
     }
 
 
-def plan_products(config: Mapping, study: Study) -> ProductPlan:
+def plan_products(config: Mapping, study: Study, check: bool = True) -> ProductPlan:
     """The ProductPlan of a schema-checked config (defaults filled in, see qbcat.grid.load_config)
-    and its Study; ConfigError naming the key on any product setting that cannot work."""
+    and its Study; ConfigError naming the key on any product setting that cannot work.
+
+    ``check=False`` skips the checks that import xarray (claims thresholds, analysis windows) and
+    change nothing in the plan: for a job step (e.g. a cluster job) that reads the workflow again
+    after the submitting run checked the same config.
+    """
     enabled = bool(config["build_products"])
     corner_sweeps(config, study)  # checked even without products, as before
     paper = paper_sweeps(config, study) if enabled else []
@@ -295,9 +300,9 @@ def plan_products(config: Mapping, study: Study) -> ProductPlan:
     steady = steady_maps(config, study) if enabled else {}
     conv = convergence_points(config, study) if enabled else {}
     raw_analysis = config["analysis"]
-    analysis = (analysis_options(config, study) if enabled
+    analysis = (analysis_options(config, study) if enabled and check
                 else {name: raw_analysis[key] for key, name in ANALYSIS_OPTIONS.items()})
-    thresholds = claims_thresholds(config) if enabled else dict(config["claims"]["thresholds"])
+    thresholds = claims_thresholds(config) if enabled and check else dict(config["claims"]["thresholds"])
     return ProductPlan(
         enabled=enabled,
         paper_sweeps=paper,

@@ -12,11 +12,11 @@ from qbcat import plan
 report: "../report/workflow.rst"
 
 
-# The plan of every product (qbcat.plan): made and checked once, here, so that a bad product
-# setting stops the workflow before any job with one line naming its config key. share.smk
-# reads PLAN too.
+# The plan of every product (qbcat.plan): made and checked here, so that a bad product setting
+# stops the workflow before any job with one line naming its config key; a job step (cluster
+# job) skips the checks that the submitting run made. share.smk reads PLAN too.
 try:
-    PLAN = plan.plan_products(config, STUDY)
+    PLAN = plan.plan_products(config, STUDY, check=workflow.is_main_process)
 except grid.ConfigError as exc:
     sys.exit(f"qbcat: bad config: {exc}")
 PLOTS = config["plots"]
