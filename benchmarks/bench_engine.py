@@ -1,6 +1,6 @@
 """Engines side by side in one run, at equal accuracy: per-point time, flops, GFLOP/s against DGEMM.
 
-For each n_fock (default 4, 12, 20) at the SPEC default point (t_max 300, n_t 3001), on ONE core:
+For each n_fock (default 4, 12, 20) at the default point of docs/conventions.md (t_max 300, n_t 3001), on ONE core:
 
 - ``batched``: qbcat's batched engine (qbcat.batched), batches of 1, 64 and 256 points (the
   points of a batch differ slightly in g, so that none is a copy of another), at the default
@@ -41,7 +41,7 @@ from qbcat import batched  # noqa: E402
 from qbcat.params import validate  # noqa: E402
 from qbcat.solve import simulate  # noqa: E402
 
-SPEC_DEFAULT = dict(omega_a=1.0, omega_c=1.0, omega_d=1.0, Omega=0.5, g=0.2, kappa_1=0.05,
+DEFAULT_POINT = dict(omega_a=1.0, omega_c=1.0, omega_d=1.0, Omega=0.5, g=0.2, kappa_1=0.05,
                     gamma_D=0.05, t_max=300.0, n_t=3001, catalyst=True)
 CHECKED = ("ergotropy", "energy_cat", "heat_current")
 TIGHT_QUTIP = {"engine": "qutip", "method": "adams", "rtol": 1e-11, "atol": 1e-13}
@@ -176,7 +176,7 @@ def main() -> int:
     print(f"DGEMM 1000x1000 on this core: {gf:.1f} GFLOP/s\n")
     summary = []
     for n_fock in args.n_fock:
-        p = validate({**SPEC_DEFAULT, "n_fock": n_fock})
+        p = validate({**DEFAULT_POINT, "n_fock": n_fock})
         st = batched.structure(True, n_fock)
         start = time.perf_counter()
         ref = simulate({**p, **TIGHT_QUTIP}).data

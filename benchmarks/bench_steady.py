@@ -1,6 +1,6 @@
 """Periodic steady state vs a full trajectory, side by side in one run: wall time, ratio, agreement.
 
-At the SPEC's default point (omega_a = omega_c = omega_d = 1, Omega = 0.5, g = 0.2,
+At the default point (docs/conventions.md) (omega_a = omega_c = omega_d = 1, Omega = 0.5, g = 0.2,
 kappa_1 = gamma_D = 0.05; adams, rtol 1e-7, atol 1e-9) and each n_fock, times alternately (same
 machine load) and repeatedly:
 
@@ -41,7 +41,7 @@ import qutip  # noqa: E402
 from qbcat.solve import simulate  # noqa: E402
 from qbcat.steady import late_time_mean, steady_state  # noqa: E402
 
-SPEC_DEFAULT = dict(omega_a=1.0, omega_c=1.0, omega_d=1.0, Omega=0.5, g=0.2, kappa_1=0.05,
+DEFAULT_POINT = dict(omega_a=1.0, omega_c=1.0, omega_d=1.0, Omega=0.5, g=0.2, kappa_1=0.05,
                     gamma_D=0.05, t_max=300.0, n_t=3001, catalyst=True)
 COMPARED = ("ergotropy", "heat_current", "energy_cat")
 
@@ -73,14 +73,14 @@ def main() -> None:
     print(f"# bench_steady: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"QuTiP {qutip.__version__}; load average {os.getloadavg()[0]:.2f}; "
           f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
-    print(f"# SPEC default point, t_max=300, n_t=3001; {args.repeats} alternating repeats; times in s\n")
+    print(f"# the default point, t_max=300, n_t=3001; {args.repeats} alternating repeats; times in s\n")
     header = f"{'point':<16}{'variant':<12}{'median':>9}{'min':>9}{'steady/traj (median)':>22}"
     print(header)
     print("-" * len(header))
-    cases = [("baseline", {**SPEC_DEFAULT, "catalyst": False}, ["propagator", "krylov"])]
+    cases = [("baseline", {**DEFAULT_POINT, "catalyst": False}, ["propagator", "krylov"])]
     for n in args.n_fock:
         methods = ["krylov", "arnoldi"] + (["propagator"] if n <= args.propagator_max else [])
-        cases.append((f"n_fock={n}", {**SPEC_DEFAULT, "n_fock": n}, methods))
+        cases.append((f"n_fock={n}", {**DEFAULT_POINT, "n_fock": n}, methods))
     accuracy = []
     for label, params, methods in cases:
         out = bench_point(params, methods, args.repeats)

@@ -1,6 +1,6 @@
 """An independent Lindblad integrator for checking the engine: plain numpy + scipy, no QuTiP.
 
-It shares nothing with ``qbcat`` but the physics of SPEC.md: it builds its own operators with
+It shares nothing with ``qbcat`` but the physics of docs/conventions.md: it builds its own operators with
 ``numpy.kron`` (qubit first; excited state = index 0 = sz eigenvalue +1, ground = index 1;
 ``s+`` maps ground to excited), integrates
 
@@ -51,7 +51,7 @@ def destroy(n: int) -> np.ndarray:
 
 
 def build_operators(p: dict) -> Operators:
-    """Operators for a parameter dict with the SPEC names (all keys present)."""
+    """Operators for a parameter dict with the names of docs/conventions.md (all keys present)."""
     n = p["n_fock"] if p["catalyst"] else 1
     one_c = np.eye(n, dtype=complex)
     a = np.kron(np.eye(2), destroy(n)) if n > 1 else np.zeros((2, 2), dtype=complex)
@@ -125,7 +125,7 @@ def integrate(p: dict, times: np.ndarray, rtol: float = 1e-11, atol: float = 1e-
 
 
 def observables(p: dict, times: np.ndarray, states: np.ndarray) -> dict[str, np.ndarray]:
-    """Every SPEC observable, evaluated state by state from its definition."""
+    """Every observable of docs/conventions.md, evaluated state by state from its definition."""
     ops = build_operators(p)
     H_QB = 0.5 * p["omega_a"] * SZ
     names = ["ergotropy", "energy_qb", "power", "heat_current", "net_flux", "internal_energy",

@@ -166,7 +166,7 @@ def test_the_convergence_table_shows_the_failing_cutoff_check(cold):
     assert {"PASS", "FAIL"} <= set(table["verdict"])
     assert table["verdict"].iloc[0] == "FAIL"  # failures first
     cutoff = table[table["check"] == "cutoff"]
-    assert (cutoff["verdict"] == "FAIL").all()  # n_fock 4 is far from converged (SPEC)
+    assert (cutoff["verdict"] == "FAIL").all()  # n_fock 4 is far from converged (docs/conventions.md)
     # the reference (n_fock 6) run by the workflow agrees with an independent simulation
     row = details[(details["point_id"] == point_id(base)) & (details["check"] == "cutoff")
                   & (details["observable"] == "energy_cat") & (details["n_fock"] == 4)]
@@ -291,6 +291,11 @@ def test_a_bad_product_config_stops_snakemake_with_one_line(tmp_path):
     write_config(ws, {**TINY, "convergence": {**TINY["convergence"], "methods": ["adams", "rk4"]}})
     proc = snakemake(ws, "-n", check=False)
     assert proc.returncode != 0 and "convergence.methods[1]" in proc.stdout and "rk4" in proc.stdout
+    # a bad claims threshold (which the schema lets through) stops the run before any job too
+    write_config(ws, {**TINY, "claims": {"thresholds": {"enhancement_metric": "mean_diference"}}})
+    proc = snakemake(ws, "-n", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout
+    assert "qbcat: bad config: claims.thresholds.enhancement_metric:" in proc.stdout
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""qbcat: catalysis-enhanced qubit quantum battery, simulated with QuTiP 5 (see SPEC.md)."""
+"""qbcat: catalysis-enhanced qubit quantum battery, simulated with QuTiP 5 (see docs/conventions.md)."""
 
 from importlib.metadata import PackageNotFoundError, version
 

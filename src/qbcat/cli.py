@@ -148,7 +148,7 @@ def cmd_export(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="qbcat", description="Catalysis-enhanced qubit quantum battery (SPEC.md conventions)."
+        prog="qbcat", description="Catalysis-enhanced qubit quantum battery (docs/conventions.md conventions)."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -12,9 +12,9 @@ Thresholds are absolute by default, in the observable's own units (energy for ``
 ``energy_cat``, energy per time for ``heat_current``; hbar = omega_0 = 1). With ``relative=True``
 the configured number is multiplied by the observable's scale, ``max_t |X_reference(t)|``, which
 suits sweeps in which an observable's magnitude changes by orders of magnitude. Absolute is the
-default because the late-time ergotropy is small (about 0.035 at the SPEC default point, against
-a transient maximum of about 0.45), so a relative threshold would be loosest exactly where the
-catalysis effect is read off.
+default because the late-time ergotropy is an order of magnitude below its transient maximum
+(at the default point, docs/conventions.md), so a relative threshold would be loosest exactly
+where the catalysis effect is read off.
 
 Checks (one ``check`` value each in the result table):
 
@@ -31,27 +31,8 @@ The result is a tidy pandas DataFrame, one row per (check, setting, observable);
 prints it with PASS / FAIL per check, :func:`write_table` writes it as CSV (atomically) and
 :func:`raise_if_failed` raises :class:`ConvergenceError` naming the failing check.
 
-Measured at the SPEC default point (omega_a = omega_c = omega_d = 1, Omega = 0.5, g = 0.2,
-kappa_1 = gamma_D = 0.05, t_max = 300, n_t = 3001; adams, rtol 1e-7, atol 1e-9) against
-n_fock = 24 (``scripts/convergence_check.py``), max over t of |deviation|:
-
-    n_fock   ergotropy   heat_current   energy_cat   one trajectory (benchmarks/bench_steady.py)
-       4      8.7e-2       4.7e-2        2.4e-1       0.14 s
-       8      1.4e-3       1.7e-3        1.2e-2       0.34 s
-       9      3.1e-4       3.4e-4        2.6e-3
-      10      6.5e-5       7.2e-5        4.7e-4       0.37-0.58 s
-      11      1.2e-5       1.6e-5        8.2e-5
-      12      2.0e-6       2.4e-6        1.2e-5       0.51 s
-      16      2.2e-7       5.8e-8        2.0e-7       0.84 s   (floor: the solver tolerance)
-
-With 1e-3 absolute thresholds the smallest passing cutoff is n_fock = 10 (energy_cat decides;
-ergotropy and heat_current alone pass at 9), also found by :func:`smallest_passing_cutoff`
-(candidates 2..16, reference 24, confirm 2). Tighter thresholds: 1e-4 -> n_fock = 11,
-1e-5 -> 13 (below ~1e-6 the solver tolerance, not the cutoff, limits). n_fock = 12 passes 1e-3
-with a margin of ~80x at about the cost of 10 (wall times measured on a shared 2-core machine,
-load ~3.5, so +-30 %). The truncation error builds up during the photon transient (t < ~100) and then stays:
-the truncated model has a different periodic steady state (period-averaged asymptotic ergotropy
-0.0861 at n_fock = 4 against 0.03560 at 12, qbcat.steady).
+The deviations and smallest passing cutoffs this check finds at the default point, and what
+each cutoff costs, are measured in benchmarks/README.md (section "Photon cutoff").
 """
 
 from __future__ import annotations
@@ -580,15 +561,3 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_output(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return path
-
-
-def to_dataset(table: pd.DataFrame):
-    """The table as an xarray Dataset with one ``row`` dimension (for NetCDF users)."""
-    import xarray as xr
-
-    ds = xr.Dataset.from_dataframe(table.reset_index(drop=True).rename_axis("row"))
-    ds["max_deviation"].attrs.update(long_name="max over common times of |X - X_reference|",
-                                     units="observable units (energy; energy/time for heat_current)")
-    ds["threshold"].attrs.update(long_name="pass threshold (absolute)", units="as max_deviation")
-    ds.attrs.update({k: v for k, v in table.attrs.items() if isinstance(v, (str, int, float))})
-    return ds

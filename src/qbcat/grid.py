@@ -134,7 +134,6 @@ class Study:
     batch_size: int = 1
     allow_gaps: bool = False
     resources: dict = field(default_factory=dict)
-    aggregate: dict = field(default_factory=dict)
     sanity: dict = field(default_factory=dict)  # bounds on the per-point sanity numbers
     points: dict[str, dict] = field(default_factory=dict)  # point_id -> canonical params
     membership: dict[str, list[str]] = field(default_factory=dict)  # point_id -> sweep names
@@ -206,7 +205,6 @@ def expand_config(config: Mapping) -> Study:
         batch_size=_require(config, "batch_size"),
         allow_gaps=bool(_require(config, "allow_gaps")),
         resources=dict(_require(config, "resources")),
-        aggregate=dict(_require(config, "aggregate")),
         sanity=_sanity_bounds(_require(config, "sanity")),
     )
     return study

@@ -1,13 +1,13 @@
 """Self-describing datasets: a Trajectory as an xarray Dataset, written atomically as NetCDF4.
 
-Data contract (SPEC.md): coordinate ``time``; observables under their SPEC names; ``units`` and
+Data contract (docs/conventions.md): coordinate ``time``; observables under their names there; ``units`` and
 ``long_name`` on every variable; every parameter (physics and solver) as a global attribute
 under its own name; the point's id and the qbcat and QuTiP versions. NetCDF has no boolean
 attribute, so ``catalyst`` is stored as the integer 1 or 0 (see :func:`read_params`).
 
 Every NetCDF the project writes goes through :func:`describe`, which adds the CF-1.10 and
 ACDD-1.3 discovery attributes (title, summary, source, history, references, date_created, ...),
-the code provenance (qbcat version and git commit) and the SPEC conventions, and fills ``units``
+the code provenance (qbcat version and git commit) and the docs/conventions.md conventions, and fills ``units``
 and ``long_name`` of every variable from :data:`VARIABLES`, :data:`AGGREGATE_VARIABLES` and the
 parameter table. QuTiP is not imported here (its version comes from the package metadata), so
 reading and checking datasets stays fast.
@@ -227,7 +227,7 @@ def describe(
 ) -> xr.Dataset:
     """A copy of ``ds`` made self-describing (CF-1.10 + ACDD-1.3); ``ds`` is left unchanged.
 
-    Adds the global discovery and provenance attributes (:data:`REQUIRED_GLOBAL_ATTRS`), the SPEC
+    Adds the global discovery and provenance attributes (:data:`REQUIRED_GLOBAL_ATTRS`), the docs/conventions.md
     conventions, ``config_hash`` when given, and ``creator_name``/``institution`` when given or
     configured through the environment variables QBCAT_CREATOR_NAME / QBCAT_INSTITUTION.
     ``history`` gains one timestamped line; earlier lines are kept (CF: newest last here).
@@ -257,7 +257,7 @@ def describe(
         "Lindblad master equation, QuTiP",
         references=REFERENCES,
         project="qbcat: catalysis-enhanced qubit quantum battery",
-        processing_level="numerical solution of the Lindblad master equation (SPEC.md conventions)",
+        processing_level="numerical solution of the Lindblad master equation (docs/conventions.md conventions)",
         product_version=__version__,
         date_created=now,
         history=f"{history}\n{line}" if history else line,
@@ -312,7 +312,7 @@ def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
         title=f"qbcat point {attrs['point_id']} ({case})",
         summary=f"Time series of the driven qubit battery's observables (ergotropy, energies, power, "
         f"heat current, net flux, Bloch vector) for one parameter point, {case}, from the Lindblad "
-        f"master equation solved with QuTiP (SPEC.md conventions). Parameters differing from the "
+        f"master equation solved with QuTiP (docs/conventions.md conventions). Parameters differing from the "
         f"defaults: {changed or 'none'}.",
         config_hash=config_hash,
         history_entry=f"qbcat.io.to_dataset: simulated point {attrs['point_id']}",

@@ -1,4 +1,4 @@
-"""Operators of the driven qubit battery and its oscillator catalyst (SPEC.md, hbar = 1).
+"""Operators of the driven qubit battery and its oscillator catalyst (docs/conventions.md, hbar = 1).
 
 Basis: qubit excited state = sz eigenvalue +1 = ``basis(2, 0)``; ground = ``basis(2, 1)``;
 ``sigmap()`` raises ground to excited. Qubit first in tensor products: ``qubit (x) oscillator``.

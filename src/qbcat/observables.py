@@ -1,4 +1,4 @@
-"""Observables of SPEC.md as expectation values, and ergotropy.
+"""Observables of docs/conventions.md as expectation values, and ergotropy.
 
 Every observable is a linear functional of rho(t) at fixed t, so the engine asks the solver for
 a few expectation values and never stores states. Rates use the adjoint Lindbladian:

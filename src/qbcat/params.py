@@ -1,6 +1,6 @@
 """Parameters of one simulation point: names, defaults, validation and identity.
 
-One point is one full parameter set (physics + solver), named as in SPEC.md. Everything that
+One point is one full parameter set (physics + solver), named as in docs/conventions.md. Everything that
 reads parameters (the CLI, the workflow, the datasets) goes through :func:`validate`, so a bad
 value is refused with the same one-line message wherever it comes from, before any work starts.
 A point's identity is :func:`point_id`, a hash of its canonical parameters (:func:`canonical`).

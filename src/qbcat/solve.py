@@ -1,4 +1,4 @@
-"""Solve one point's Lindblad equation with QuTiP 5 and return every SPEC.md observable.
+"""Solve one point's Lindblad equation with QuTiP 5 and return every docs/conventions.md observable.
 
 The solver is asked only for expectation values (see qbcat.observables): no state is stored, no
 partial trace is taken in Python. Output normalisation is off, so a trace error shows up in
@@ -161,7 +161,7 @@ def _is_zero(A) -> bool:
 
 
 def observables_from_expect(p: dict, t: np.ndarray, ev: dict) -> dict:
-    """SPEC observables at times ``t`` from the expectation values of :func:`expect_operators`."""
+    """docs/conventions.md observables at times ``t`` from the expectation values of :func:`expect_operators`."""
     re = {k: np.real(np.asarray(v)) for k, v in ev.items()}
     s = p["Omega"] * np.sin(p["omega_d"] * t)
     ds = p["Omega"] * p["omega_d"] * np.cos(p["omega_d"] * t)

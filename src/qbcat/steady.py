@@ -13,10 +13,9 @@ Fixed point, three ways (``method``):
 - ``"krylov"``: the trajectory from rho(0), sampled once per period in one continuous integration,
   and its limit extrapolated by exact dynamic mode decomposition (Rayleigh-Ritz in the Krylov space
   span{rho(0), U rho(0), U^2 rho(0), ...}; :func:`dmd_fixed_point`), with periods added in chunks
-  until the estimate settles. About 40 periods at the SPEC default point, where a plain trajectory
-  needs ~150 (18 relaxation times) for the same accuracy: 0.67-0.96x the cost of one t_max = 300
-  trajectory for n_fock 8-16, and transient-free (benchmarks/bench_steady.py). Its relaxation time
-  is that of the slowest mode the initial state excites.
+  until the estimate settles. It needs far fewer periods than a plain trajectory needs to relax to
+  the same accuracy, and is transient-free (costs: benchmarks/README.md, "Steady state"). Its
+  relaxation time is that of the slowest mode the initial state excites.
 - ``"propagator"``: the full superoperator from ``qutip.propagator`` with the engine's QobjEvo
   Hamiltonian, its dense eigendecomposition, and the spectral projection of rho(0) onto the
   eigenvalue-1 space, P = R (L^H R)^-1 L^H (right/left eigenvectors). For a unique fixed point this
@@ -25,16 +24,16 @@ Fixed point, three ways (``method``):
   the unit circle (no dissipation) it is the long-time average of the stroboscopic states (then
   ``relaxation_time`` is inf, and the ergotropy is that of the averaged state). Costs d^2 state
   propagations over one period (d = Hilbert-space dimension): cheapest for the baseline (d = 2) and
-  n_fock <= 4, but 25x a trajectory at n_fock = 12 (12.8 s).
+  n_fock <= 4, but it grows as d^2 and is far dearer than a trajectory at the study's cutoffs.
 - ``"arnoldi"``: matrix-free; ARPACK (scipy eigs, the 2 largest-magnitude eigenvalues) on the map
-  v -> U v, each product one propagation of a single d x d matrix over one period: about 2x a
-  trajectory, and its relaxation time does not depend on the initial state.
+  v -> U v, each product one propagation of a single d x d matrix over one period; its relaxation
+  time does not depend on the initial state.
 - ``"auto"`` (default): propagator for superoperators of dimension <= 64 (baseline, n_fock <= 4),
   krylov above.
 
 krylov and arnoldi detect a degenerate or undamped fixed point (|lambda_2| ~ 1) and hand the point
 to the propagator method (or refuse it when the superoperator would exceed DENSE_MAX).
-The three agree to ~3e-7 in the period averages at the default point (the integration tolerance).
+The three agree in the period averages to the integration tolerance (benchmarks/README.md).
 
 Time-independent points (Omega = 0 or omega_d = 0: no drive): ``qutip.steadystate`` when the
 Liouvillian's kernel is one-dimensional, otherwise the spectral projection of rho(0) onto the
@@ -260,8 +259,8 @@ def _fixed_point_krylov(model: Model, p: dict, T: float, stationary_tol: float, 
         raise SteadyStateError(f"no eigenvalue 1 among the Ritz values (closest {w[i]:.6g})")
     others = np.abs(np.delete(w, i))
     # The one-period map is CPTP, so its spectrum lies in the unit disc: a Ritz value outside it
-    # is a noise mode of the ill-conditioned Krylov basis, not a slow transient (seen: 1.108 at
-    # g=0.2, omega_c=0.5, n_fock 12, which sent the point to the 30x dearer dense propagator).
+    # is a noise mode of the ill-conditioned Krylov basis, not a slow transient (such values sent
+    # points to the far dearer dense propagator: benchmarks/README.md, "Steady state").
     others = others[others <= 1 + SPURIOUS_RITZ_MARGIN]
     lam2 = float(others.max()) if others.size else 0.0
     relax = math.inf if lam2 >= 1 - stationary_tol else (-T / math.log(lam2) if lam2 > 0 else 0.0)

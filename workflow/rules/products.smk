@@ -4,192 +4,29 @@
 #   sweep corners (one job per point, then one pass/fail table), steady-state maps, and the
 #   claims report. Figure rules read the `plots` section and nothing else, so a figure option
 #   redraws figures only. Every config value a rule uses is in its params (config/README.md).
-import itertools
+import sys
 
-from qbcat import convergence as qbcat_convergence
-from qbcat.params import ParameterError, point_id, validate
+from qbcat import plan
 
 
 report: "../report/workflow.rst"
 
 
-PRODUCTS = bool(config["build_products"])
+# The plan of every product (qbcat.plan): made and checked here, so that a bad product setting
+# stops the workflow before any job with one line naming its config key; a job step (cluster
+# job) skips the checks that the submitting run made. share.smk reads PLAN too.
+try:
+    PLAN = plan.plan_products(config, STUDY, check=workflow.is_main_process)
+except grid.ConfigError as exc:
+    sys.exit(f"qbcat: bad config: {exc}")
 PLOTS = config["plots"]
-# The analysis options of qbcat.analysis, under the names the scripts take.
-ANALYSIS = {
-    "t_start": config["analysis"]["t_start"],
-    "t_end": config["analysis"]["t_end"],
-    "late_duration": config["analysis"]["late_duration"],
-    "ratio_floor": config["analysis"]["ratio_floor"],
-    "tolerance": config["analysis"]["backflow_tolerance"],
-}
-CONV = config["convergence"]
 
-PAPER_SWEEPS = list(config["figures"]["paper_sweeps"]) if PRODUCTS else []
-MAP_SWEEPS = (
-    [n for n, s in STUDY.sweeps.items() if len(s.axes) == 2] if PRODUCTS else []
-)
-for i, name in enumerate(PAPER_SWEEPS):
-    if name not in STUDY.sweeps:
-        sys.exit(
-            f"qbcat: bad config: figures.paper_sweeps[{i}]: no sweep named {name!r} "
-            f"(sweeps: {', '.join(STUDY.sweeps) or 'none'})"
-        )
-    if len(STUDY.sweeps[name].axes) != 1:
-        sys.exit(
-            f"qbcat: bad config: figures.paper_sweeps[{i}]: {name} has axes "
-            f"{STUDY.sweeps[name].axis_names}; a figure panel needs a 1-D sweep"
-        )
-
-# Steady-state maps: name -> the sweep's fixed parameters and (a subset of) its grid.
-STEADY_MAPS = {}
-for name, spec in config["steady"]["maps"].items() if PRODUCTS else []:
-    where = f"qbcat: bad config: steady.maps.{name}"
-    if not grid.SWEEP_NAME.match(name):
-        sys.exit(
-            f"{where}: a map name must start with a letter and hold only letters, digits, '_' and '-'"
-        )
-    if spec["sweep"] not in STUDY.sweeps:
-        sys.exit(
-            f"{where}.sweep: no sweep named {spec['sweep']!r} "
-            f"(sweeps: {', '.join(STUDY.sweeps) or 'none'})"
-        )
-    sweep = STUDY.sweeps[spec["sweep"]]
-    axes = {a.name: list(a.values) for a in sweep.axes}
-    for axis, values in spec["axes"].items():
-        if axis not in axes:
-            sys.exit(
-                f"{where}.axes.{axis}: not an axis of sweep {sweep.name} (axes: {', '.join(axes)})"
-            )
-        subset = [
-            w for w in axes[axis] if any(w == v or str(w) == str(v) for v in values)
-        ]
-        if len(subset) != len(set(map(str, values))):
-            sys.exit(
-                f"{where}.axes.{axis}: {values} must be values of sweep {sweep.name} "
-                f"(its {axis}: {axes[axis]}), so that every cell has a trajectory to compare with"
-            )
-        axes[axis] = subset
-    STEADY_MAPS[name] = {"sweep": sweep.name, "base": sweep.fixed, "axes": axes}
-
-# Convergence checks: the base point and the corners of the sweeps (the cells at the smallest
-# and largest value of every axis, where truncation errors are largest), each with its own
-# checks; a point listed twice (e.g. the base point is also a corner) is checked once.
-CORNER_SWEEPS = CONV["corner_sweeps"]
-if CORNER_SWEEPS == "all":
-    CORNER_SWEEPS = list(STUDY.sweeps)
-elif isinstance(CORNER_SWEEPS, str) or any(
-    s not in STUDY.sweeps for s in CORNER_SWEEPS
-):
-    sys.exit(
-        f"qbcat: bad config: convergence.corner_sweeps: expected 'all' or a list of sweep "
-        f"names (sweeps: {', '.join(STUDY.sweeps) or 'none'}), got {CORNER_SWEEPS!r}"
-    )
-CONV_CANDIDATES = []
-if PRODUCTS and CONV["enabled"] and CONV["base_point"] and CONV["checks_at_base"]:
-    CONV_CANDIDATES.append(
-        ("base", {**config["base"], "catalyst": True}, CONV["checks_at_base"])
-    )
-for name in CORNER_SWEEPS if PRODUCTS and CONV["enabled"] else []:
-    sweep = STUDY.sweeps[name]
-    ends = [
-        sorted({a.values.index(min(a.values)), a.values.index(max(a.values))})
-        for a in sweep.axes
-    ]
-    for index in itertools.product(*ends):
-        cell = sweep.cell_params(index)
-        where = ", ".join(f"{a.name}={a.values[i]}" for a, i in zip(sweep.axes, index))
-        if cell["g"] != 0 and CONV["checks_at_corners"]:
-            CONV_CANDIDATES.append((f"{name} {where}", cell, CONV["checks_at_corners"]))
-CONV_POINTS = {}
-for label, cell, checks in CONV_CANDIDATES:
-    params = validate(cell)
-    entry = CONV_POINTS.setdefault(
-        point_id(params), {"labels": [], "params": params, "checks": set()}
-    )
-    entry["labels"].append(label)
-    entry["checks"].update(checks)
-for pid, entry in CONV_POINTS.items():
-    n_fock = entry["params"]["n_fock"]
-    reference = n_fock + CONV["reference_gap"]
-    listed = {n_fock, reference, *CONV["n_fock_extra"]}
-    listed |= {n_fock + k for k in CONV["n_fock_offsets"]}
-    entry["label"] = "; ".join(entry.pop("labels"))
-    checks = entry.pop("checks")
-    entry["options"] = {
-        "checks": [c for c in qbcat_convergence.CHECKS if c in checks],
-        "n_fock": sorted(n for n in listed if 2 <= n <= reference),
-        "reference_n_fock": reference,
-        "min_gap": CONV["reference_gap"],
-        "thresholds": dict(CONV["thresholds"]),
-        "relative": CONV["relative"],
-        "tolerances": [list(t) for t in CONV["tolerances"]],
-        "methods": list(CONV["methods"]),
-        # a point's job records its verdict; the gate (convergence_gate) decides the run
-        "fail_on_error": False,
-    }
-    try:  # every bad option stops the run here, before any job
-        qbcat_convergence.validate_options(entry["options"], entry["params"])
-    except ParameterError as exc:
-        sys.exit(f"qbcat: bad config: convergence ({entry['label']}): {exc}")
-
-CONV_TABLE = "results/analysis/convergence.csv"
-CONV_DETAILS = "results/analysis/convergence_details.csv"
-CONV_VERDICT = "results/convergence/verdict.txt"
-CLAIMS_INPUT = {"sweeps": sweep_datasets()}
-if CONV_POINTS:
-    CLAIMS_INPUT.update(convergence=CONV_DETAILS, convergence_table=CONV_TABLE)
-
-# Every shared product, by the rule that makes it (the manifest records the rule of each file).
-PRODUCTS_BY_RULE = {
-    "paper_figures": (
-        expand("results/figures/{fig}.{ext}", fig=["fig2", "fig3"], ext=["pdf", "png"])
-        if PAPER_SWEEPS
-        else []
-    ),
-    "enhancement": expand("results/analysis/enhancement_{sweep}.nc", sweep=MAP_SWEEPS),
-    "enhancement_figure": expand(
-        "results/figures/enhancement_{sweep}.{ext}",
-        sweep=MAP_SWEEPS,
-        ext=["pdf", "png"],
-    ),
-    "backflow_stats": (
-        [
-            "results/analysis/backflow_points.csv",
-            "results/analysis/backflow_correlations.csv",
-        ]
-        if PRODUCTS
-        else []
-    ),
-    "backflow_figure": (
-        expand("results/figures/backflow_scatter.{ext}", ext=["pdf", "png"])
-        if PRODUCTS
-        else []
-    ),
-    "convergence_summary": [CONV_TABLE, CONV_DETAILS] if CONV_POINTS else [],
-    "convergence_figure": (
-        expand("results/figures/convergence.{ext}", ext=["pdf", "png"])
-        if CONV_POINTS
-        else []
-    ),
-    "steady_map": expand("results/analysis/steady_{name}.nc", name=STEADY_MAPS)
-    + expand(
-        "results/figures/steady_{name}.{ext}", name=STEADY_MAPS, ext=["pdf", "png"]
-    ),
-    "steady_compare": expand(
-        "results/analysis/steady_vs_trajectory_{name}.csv", name=STEADY_MAPS
-    ),
-    "claims": ["results/claims.md"] if PRODUCTS else [],
-}
-PRODUCT_TARGETS = [f for files in PRODUCTS_BY_RULE.values() for f in files]
-PRODUCT_TARGETS += [CONV_VERDICT] if CONV_POINTS else []
-
-add_targets(lambda: PRODUCT_TARGETS)
+add_targets(lambda: PLAN.targets)
 
 
 rule paper_figures:
     input:
-        sweeps=expand("results/sweeps/{sweep}.nc", sweep=PAPER_SWEEPS),
+        sweeps=expand(plan.SWEEP_FILE, sweep=PLAN.paper_sweeps),
     output:
         fig2="results/figures/fig2.pdf",
         fig2_png=report(
@@ -208,7 +45,7 @@ rule paper_figures:
     conda:
         "../../envs/qbcat.yaml"
     params:
-        panels=PAPER_SWEEPS,
+        panels=PLAN.paper_sweeps,
         zoom_t_end=PLOTS["zoom_t_end"],
         catalyst_axis=PLOTS["catalyst_axis"],
         dpi=PLOTS["dpi"],
@@ -229,7 +66,7 @@ rule enhancement:
     conda:
         "../../envs/qbcat.yaml"
     params:
-        **ANALYSIS,
+        **PLAN.analysis,
         version=QBCAT_VERSION,
     script:
         "../../scripts/enhancement_map.py"
@@ -261,7 +98,7 @@ rule enhancement_figure:
 
 rule backflow_stats:
     input:
-        sweeps=sweep_datasets(),
+        sweeps=PLAN.sweep_files,
     output:
         points=report(
             "results/analysis/backflow_points.csv",
@@ -278,7 +115,7 @@ rule backflow_stats:
     conda:
         "../../envs/qbcat.yaml"
     params:
-        **ANALYSIS,
+        **PLAN.analysis,
         version=QBCAT_VERSION,
     script:
         "../../scripts/backflow_stats.py"
@@ -319,13 +156,13 @@ rule convergence_point:
     log:
         "logs/convergence/{point_id}.log",
     wildcard_constraints:
-        point_id="|".join(CONV_POINTS) or "(?!)",
+        point_id="|".join(PLAN.convergence_points) or "(?!)",
     conda:
         "../../envs/qbcat.yaml"
     params:
-        label=lambda wildcards: CONV_POINTS[wildcards.point_id]["label"],
-        base=lambda wildcards: CONV_POINTS[wildcards.point_id]["params"],
-        options=lambda wildcards: CONV_POINTS[wildcards.point_id]["options"],
+        label=lambda wildcards: PLAN.convergence_points[wildcards.point_id]["label"],
+        base=lambda wildcards: PLAN.convergence_points[wildcards.point_id]["params"],
+        options=lambda wildcards: PLAN.convergence_points[wildcards.point_id]["options"],
         version=QBCAT_VERSION,
     script:
         "../../scripts/convergence_check.py"
@@ -333,24 +170,26 @@ rule convergence_point:
 
 rule convergence_summary:
     input:
-        tables=expand("results/convergence/{point_id}.csv", point_id=CONV_POINTS),
+        tables=expand(
+            "results/convergence/{point_id}.csv", point_id=PLAN.convergence_points
+        ),
     output:
         table=report(
-            CONV_TABLE,
+            plan.CONV_TABLE,
             caption="../report/convergence_table.rst",
             category="Convergence",
         ),
-        details=CONV_DETAILS,
+        details=plan.CONV_DETAILS,
     log:
         "logs/convergence/summary.log",
     conda:
         "../../envs/qbcat.yaml"
     params:
         step="summary",
-        point_ids=list(CONV_POINTS),
+        point_ids=list(PLAN.convergence_points),
         points={
             pid: {"label": e["label"], "params": e["params"]}
-            for pid, e in CONV_POINTS.items()
+            for pid, e in PLAN.convergence_points.items()
         },
         version=QBCAT_VERSION,
     script:
@@ -359,7 +198,7 @@ rule convergence_summary:
 
 rule convergence_figure:
     input:
-        table=CONV_TABLE,
+        table=plan.CONV_TABLE,
     output:
         figure="results/figures/convergence.pdf",
         png=report(
@@ -383,9 +222,9 @@ rule convergence_figure:
 # and claims report that show the failure do not depend on it and are kept.
 rule convergence_gate:
     input:
-        table=CONV_TABLE,
+        table=plan.CONV_TABLE,
     output:
-        verdict=CONV_VERDICT,
+        verdict=plan.CONV_VERDICT,
     log:
         "logs/convergence/gate.log",
     localrule: True
@@ -393,7 +232,7 @@ rule convergence_gate:
         "../../envs/qbcat.yaml"
     params:
         step="gate",
-        fail_on_error=CONV["fail_on_error"],
+        fail_on_error=config["convergence"]["fail_on_error"],
         version=QBCAT_VERSION,
     script:
         "../../scripts/convergence_check.py"
@@ -412,13 +251,13 @@ rule steady_map:
     log:
         "logs/products/steady_{name}.log",
     wildcard_constraints:
-        name="|".join(STEADY_MAPS) or "(?!)",
+        name="|".join(PLAN.steady_maps) or "(?!)",
     conda:
         "../../envs/qbcat.yaml"
     params:
         name=lambda wildcards: wildcards.name,
-        base=lambda wildcards: STEADY_MAPS[wildcards.name]["base"],
-        axes=lambda wildcards: STEADY_MAPS[wildcards.name]["axes"],
+        base=lambda wildcards: PLAN.steady_maps[wildcards.name]["base"],
+        axes=lambda wildcards: PLAN.steady_maps[wildcards.name]["axes"],
         options={
             "method": config["steady"]["method"],
             "n_period": config["steady"]["n_period"],
@@ -431,7 +270,7 @@ rule steady_map:
 rule steady_compare:
     input:
         steady="results/analysis/steady_{name}.nc",
-        sweep=lambda wildcards: f"results/sweeps/{STEADY_MAPS[wildcards.name]['sweep']}.nc",
+        sweep=lambda wildcards: f"results/sweeps/{PLAN.steady_maps[wildcards.name]['sweep']}.nc",
     output:
         comparison=report(
             "results/analysis/steady_vs_trajectory_{name}.csv",
@@ -442,7 +281,7 @@ rule steady_compare:
     log:
         "logs/products/steady_compare_{name}.log",
     wildcard_constraints:
-        name="|".join(STEADY_MAPS) or "(?!)",
+        name="|".join(PLAN.steady_maps) or "(?!)",
     conda:
         "../../envs/qbcat.yaml"
     params:
@@ -454,7 +293,7 @@ rule steady_compare:
 
 rule claims:
     input:
-        unpack(lambda wildcards: CLAIMS_INPUT),
+        unpack(lambda wildcards: PLAN.claims_input),
     output:
         report=report(
             "results/claims.md", caption="../report/claims.rst", category="Claims"
@@ -464,8 +303,8 @@ rule claims:
     conda:
         "../../envs/qbcat.yaml"
     params:
-        **ANALYSIS,
-        thresholds=config["claims"]["thresholds"],
+        **PLAN.analysis,
+        thresholds=PLAN.claims_thresholds,
         version=QBCAT_VERSION,
     script:
         "../../scripts/claims_report.py"

@@ -2,37 +2,24 @@
 # (results/manifest.json, built last: it checksums them) and, on request only, one archive:
 #   snakemake export    ->  results/qbcat-results.tar.gz  (qbcat.share.export; not part of `all`)
 # `qbcat verify results` checks a results folder (or an unpacked archive) against its manifest.
+# Reads, from the files the Snakefile includes before it: PLAN, the plan of the products
+# (products.smk, qbcat.plan.ProductPlan: the shared files by rule, the manifest's inputs), and
+# add_targets and QBCAT_VERSION (common.smk).
 import os
 
 import yaml
 
+from qbcat import plan
 from qbcat.atomic import write_text
 
-STUDY_CONFIG = "results/config/config.yaml"
-# The manifest's inputs: every shared product by the rule that makes it, and the convergence
-# gate (not a shared file: it only makes the manifest wait for the verdict).
-MANIFEST_INPUT = {
-    "aggregate_sweep": sweep_datasets(),
-    "study_config": [STUDY_CONFIG],
-    **PRODUCTS_BY_RULE,
-    "convergence_gate": [CONV_VERDICT] if CONV_POINTS else [],
-}
-MANIFEST_RULES = {
-    path: rule
-    for rule, paths in MANIFEST_INPUT.items()
-    if rule != "convergence_gate"
-    for path in paths
-}
-
-if PRODUCTS:
-    add_targets(lambda: [STUDY_CONFIG, "results/manifest.json"])
+add_targets(lambda: PLAN.share_targets)
 
 
 # The config the results were made with, schema defaults filled in: rerunning the workflow with
 # it (--configfile results/config/config.yaml --replace-workflow-config) remakes them.
 rule study_config:
     output:
-        STUDY_CONFIG,
+        plan.STUDY_CONFIG,
     log:
         "logs/share/study_config.log",
     localrule: True
@@ -45,15 +32,15 @@ rule study_config:
 
 rule manifest:
     input:
-        unpack(lambda wildcards: MANIFEST_INPUT),
+        unpack(lambda wildcards: PLAN.manifest_input),
     output:
-        "results/manifest.json",
+        plan.MANIFEST,
     log:
         "logs/share/manifest.log",
     conda:
         "../../envs/qbcat.yaml"
     params:
-        produced_by=MANIFEST_RULES,
+        produced_by=PLAN.manifest_rules,
         include_points=config["share"]["include_points"],
         version=QBCAT_VERSION,
     script:
@@ -62,8 +49,8 @@ rule manifest:
 
 rule export:
     input:
-        manifest="results/manifest.json",
-        config=STUDY_CONFIG,
+        manifest=plan.MANIFEST,
+        config=plan.STUDY_CONFIG,
     output:
         "results/qbcat-results.tar.gz",
     log:
