@@ -1,0 +1,119 @@
+"""End to end: maps at n_fock 12 through the whole workflow, batched engine against QuTiP's.
+
+1. A 21 x 21 g x omega_c map (441 catalyzed points + 1 shared baseline, n_fock 12, t_max 300,
+   n_t 3001), cold, ``snakemake --cores 2``: once with ``engine: batched`` and once with
+   ``engine: qutip``, and the bare batched engine on the same points (two processes, each
+   integrating and writing half the points, imports included) for the workflow's own cost.
+   Target: qutip / batched >= 10 (wall).
+2. A 100 x 100 map of real points (10^4 catalyzed + 1 baseline), cold, 2 cores, sweep dataset
+   (aggregation) included. Target: <= 10 minutes wall.
+
+Every run is in a fresh temporary workspace; wall time, CPU time of the process tree and the
+machine's load are printed with each figure.
+
+    python benchmarks/bench_maps.py                  # both (~20 min)
+    python benchmarks/bench_maps.py --skip big       # the 21 x 21 comparison only
+    python benchmarks/bench_maps.py --big 50         # a 50 x 50 map instead of 100 x 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_workflow import Run, load, snakemake, workspace  # noqa: E402
+
+
+def map_config(n: int, engine: str) -> dict:
+    return {
+        "base": {"n_fock": 12, "t_max": 300.0, "n_t": 3001, "engine": engine},
+        "sweeps": {"map": {"axes": {"g": {"range": {"start": 0.0, "stop": 0.5, "num": n}},
+                                    "omega_c": {"range": {"start": 0.5, "stop": 1.5, "num": n}}}}},
+        "build_products": False,
+    }
+
+
+BARE_BATCHED = textwrap.dedent("""
+    import sys, yaml
+    from multiprocessing import Pool
+    from qbcat import grid
+
+    def half(items):
+        from qbcat.io import to_dataset, write_netcdf
+        from qbcat.solve import simulate_points
+        for k, traj in simulate_points([p for p, _ in items]):
+            write_netcdf(to_dataset(traj), items[k][1], compress=False)
+        return len(items)
+
+    if __name__ == "__main__":
+        config, schema, out = sys.argv[1:4]
+        study = grid.load_config(yaml.safe_load(open(config)), schema)
+        items = [(p, grid.point_path(out, pid)) for pid, p in study.points.items()]
+        with Pool(2) as pool:
+            print(sum(pool.map(half, [items[0::2], items[1::2]])))
+""")
+
+
+def simulation_jobs(output: str) -> int:
+    return sum(1 for line in output.splitlines() if line.startswith("localrule simulate_batch_"))
+
+
+def bench_map21(root: Path) -> None:
+    print("\n== 1. 21 x 21 map, n_fock 12, t_max 300, n_t 3001, cold, 2 cores ==", flush=True)
+    walls = {}
+    ws = workspace(root, "bare", map_config(21, "batched"))
+    (ws / "points").mkdir()
+    bare = Run([sys.executable, "-c", BARE_BATCHED, "config/config.yaml", "config/schema.yaml", "points"], ws)
+    print(f"bare batched engine, Pool(2):  wall {bare.wall:7.1f} s, CPU {bare.cpu:7.1f} s  ({load()})", flush=True)
+    shutil.rmtree(ws)
+    for engine in ("batched", "qutip"):
+        ws = workspace(root, engine, map_config(21, engine))
+        run = Run(snakemake(), ws)
+        walls[engine] = run.wall
+        print(f"workflow, engine {engine:<8}      wall {run.wall:7.1f} s, CPU {run.cpu:7.1f} s, "
+              f"{simulation_jobs(run.output)} simulation jobs  ({load()})", flush=True)
+        shutil.rmtree(ws)
+    ratio = walls["qutip"] / walls["batched"]
+    print(f"qutip / batched (workflow wall): {ratio:.1f}x  (target >= 10x: {'met' if ratio >= 10 else 'NOT met'})")
+    print(f"workflow (batched) / bare batched engine: wall {walls['batched'] / bare.wall:.2f}")
+
+
+def bench_big(root: Path, n: int) -> None:
+    print(f"\n== 2. {n} x {n} map of real points, n_fock 12, cold, 2 cores, aggregation included ==", flush=True)
+    ws = workspace(root, "big", map_config(n, "batched"))
+    run = Run(snakemake(), ws)
+    sweep = ws / "results" / "sweeps" / "map.nc"
+    assert sweep.exists(), run.output[-3000:]
+    print(f"{n * n + 1} points: wall {run.wall:7.1f} s ({run.wall / 60:.1f} min), CPU {run.cpu:7.1f} s, "
+          f"{simulation_jobs(run.output)} simulation jobs, peak RSS {run.rss:.0f} MiB, sweep "
+          f"{sweep.stat().st_size / 2**20:.0f} MiB  ({load()})")
+    if n == 100:
+        print(f"target <= 10 minutes: {'met' if run.wall <= 600 else 'NOT met'}")
+    shutil.rmtree(ws)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["map21", "big"])
+    ap.add_argument("--big", type=int, default=100, help="side of the big map")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    print(f"python {platform.python_version()}, {platform.machine()}; {load()}")
+    root = Path(tempfile.mkdtemp(prefix="qbcat-bench-maps-", dir=args.workdir))
+    try:
+        if "map21" not in args.skip:
+            bench_map21(root)
+        if "big" not in args.skip:
+            bench_big(root, args.big)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
