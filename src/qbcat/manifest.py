@@ -295,7 +295,7 @@ def expected_parameters(ds, kind: str) -> list[str]:
 
 def contract_violations(ds, kind: str | None = None) -> list[str]:
     """Every way an open dataset breaks the data contract (empty if none)."""
-    from .io import CONVENTIONS_ATTR, REQUIRED_GLOBAL_ATTRS, read_params
+    from .io import CONVENTIONS_ATTR, REQUIRED_GLOBAL_ATTRS, SHARE_ATTRS, read_params
     from .params import ENGINE_VERSION, ParameterError, point_id
 
     kind = kind or infer_kind(ds.attrs)
@@ -308,7 +308,10 @@ def contract_violations(ds, kind: str | None = None) -> list[str]:
         for attr in ("units", "long_name"):
             if attr not in ds[name].attrs:
                 reasons.append(f"variable '{name}' has no {attr}")
-    for attr in REQUIRED_GLOBAL_ATTRS:
+    # shared datasets say who made them and carry an id; a point (content-addressed, possibly
+    # shared between studies) has its id but no creator
+    required = (*REQUIRED_GLOBAL_ATTRS, "id", *(SHARE_ATTRS if kind in ("sweep", "analysis") else ()))
+    for attr in required:
         if attr not in ds.attrs:
             reasons.append(f"global attribute '{attr}' missing")
     conventions = str(ds.attrs.get("Conventions", ""))
@@ -339,7 +342,8 @@ def check_dataset(path: str | os.PathLike, kind: str | None = None) -> list[str]
     The file must open with plain ``xarray.open_dataset``; points and sweeps need a ``time``
     coordinate and every parameter (as a global attribute or coordinate); every variable needs
     ``units`` and ``long_name``; the global attributes of :data:`qbcat.io.REQUIRED_GLOBAL_ATTRS`
-    must be present. Analysis datasets need no ``time`` (they may be reductions over it).
+    and ``id`` must be present, and on sweeps and analysis datasets those of
+    :data:`qbcat.io.SHARE_ATTRS` (creator, publisher, institution, license) too. Analysis datasets need no ``time`` (they may be reductions over it).
     """
     import xarray as xr
 

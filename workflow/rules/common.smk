@@ -11,10 +11,14 @@ from pathlib import Path
 
 import qbcat
 from qbcat import grid
+from qbcat.io import SHARE_DEFAULTS
 
 # In every rule's params: Snakemake does not track changes to imported modules.
 QBCAT_VERSION = qbcat.__version__
 POINT_DIR = "results/points"
+# Who made and shares the data (config `share:`): in the params of the rules that write shared
+# datasets (aggregation, steady maps), so that editing them rewrites those, never a point.
+SHARE_METADATA = {k: v for k, v in config["share"].items() if k in SHARE_DEFAULTS}
 SCHEMA = Path(workflow.basedir, "config", "schema.yaml")
 # Batches of the current run, written when jobs start (onstart, simulate.smk).
 PLAN_FILE = Path(".snakemake", "qbcat", "batch-plan.json")
