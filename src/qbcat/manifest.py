@@ -43,6 +43,8 @@ SHARED = {
     "figures": "figure",
     "claims.md": "report",
     "config": "config",
+    "datacite.json": "metadata",  # repository metadata of an exported bundle (qbcat.citation)
+    "zenodo.json": "metadata",
 }
 
 #: Dataset kinds that must have a ``time`` coordinate and carry every parameter.
@@ -432,12 +434,23 @@ def verify(directory: str | os.PathLike, progress: Callable[[str], None] | None 
         if path.suffix == ".nc":
             dataset_kind = kind if kind in DATASET_KINDS else None
             reasons.extend(f"malformed: {r}" for r in check_dataset(path, dataset_kind))
+        elif kind == "metadata":
+            from .citation import check_metadata
+
+            reasons.extend(f"malformed: {r}" for r in check_metadata(path))
         if reasons:
             problems.append(Problem(rel, reasons))
         counts[kind] = counts.get(kind, 0) + 1
     for rel, _ in shared_files(root):
         if rel not in listed:
             problems.append(Problem(rel, ["not listed in manifest.json (stale manifest?)"]))
+    if manifest.get("config"):  # an exported bundle: it must carry its repository metadata
+        from .citation import METADATA_FILES
+
+        for name in METADATA_FILES:
+            if name not in listed:
+                problems.append(Problem(name, ["missing (an exported bundle carries it; export again "
+                                               "with qbcat export)"]))
     if manifest.get("points"):
         counts["point"] = _check_points(root, manifest["points"], problems, progress)
     return problems, counts
