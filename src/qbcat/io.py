@@ -6,10 +6,12 @@ under its own name; the point's id and the qbcat and QuTiP versions. NetCDF has 
 attribute, so ``catalyst`` is stored as the integer 1 or 0 (see :func:`read_params`).
 
 Every NetCDF the project writes goes through :func:`describe`, which adds the CF-1.10 and
-ACDD-1.3 discovery attributes (title, summary, source, history, references, date_created, ...),
-the code provenance (qbcat version and git commit) and the SPEC conventions, and fills ``units``
-and ``long_name`` of every variable from :data:`VARIABLES`, :data:`AGGREGATE_VARIABLES` and the
-parameter table. QuTiP is not imported here (its version comes from the package metadata), so
+ACDD-1.3 discovery attributes (title, summary, source, history, references, date_created, id,
+naming_authority, ...), the code provenance (qbcat version and git commit) and the SPEC
+conventions, and fills ``units`` and ``long_name`` of every variable from :data:`VARIABLES`,
+:data:`AGGREGATE_VARIABLES` and the parameter table. Shared datasets (not points) also say who
+made them, from the config's ``share:`` keys (:func:`share_attrs`). ``time`` is dimensionless,
+so it is a generic coordinate, not a CF time coordinate (docs/sharing.md). QuTiP is not imported here (its version comes from the package metadata), so
 reading and checking datasets stays fast.
 """
 

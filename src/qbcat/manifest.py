@@ -2,7 +2,8 @@
 
 The manifest lists every shared product of a results folder -- sweep datasets (``sweeps/``),
 analysis datasets and tables (``analysis/``), figures (``figures/``), the claims report
-(``claims.md``) and, in an exported archive, the exact config (``config/``) -- with its path
+(``claims.md``) and, in an exported archive, the exact config (``config/``) and the repository
+metadata (``datacite.json``, ``zenodo.json``; :mod:`qbcat.citation`) -- with its path
 relative to the folder, size, sha256, the workflow rule that made it, and for NetCDF files the
 dimensions and the range of every coordinate that is a parameter.
 
@@ -396,9 +397,11 @@ def verify(directory: str | os.PathLike, progress: Callable[[str], None] | None 
            ) -> tuple[list[Problem], dict]:
     """Check ``directory`` against its ``manifest.json``: (problems, counts by kind).
 
-    A file is *missing* (listed, absent), *altered* (size or sha256 differs), *malformed* (a
-    NetCDF that breaks the data contract, :func:`check_dataset`) or *unlisted* (a shared file the
-    manifest does not know, so the manifest is stale). Each bad file is one Problem.
+    A file is *missing* (listed, absent; or, in an exported bundle, its repository metadata not
+    listed at all), *altered* (size or sha256 differs), *malformed* (a NetCDF that breaks the data
+    contract, :func:`check_dataset`, or repository metadata that is incomplete,
+    :func:`qbcat.citation.check_metadata`) or *unlisted* (a shared file the manifest does not
+    know, so the manifest is stale). Each bad file is one Problem.
     """
     root = Path(directory)
     if not root.is_dir():

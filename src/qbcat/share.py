@@ -324,7 +324,8 @@ def info_text(path: str | os.PathLike) -> str:
         out.append(f"  qbcat {a.get('qbcat_version', '?')}, git {a.get('qbcat_git_commit', '?')} "
                    f"({a.get('qbcat_git_state', '?')}), QuTiP {a.get('qutip_version', '?')}, "
                    f"engine {a.get('engine_version', '?')}")
-        for key in ("date_created", "config_hash", "creator_name", "institution", "references"):
+        for key in ("id", "date_created", "config_hash", "creator_name", "institution", "license",
+                    "references"):
             if key in a:
                 out.append(f"  {key}: {a[key]}")
         if "history" in a:
