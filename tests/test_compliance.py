@@ -192,10 +192,13 @@ def test_share_keys_rewrite_shared_datasets_but_rerun_no_simulation(study, tmp_p
     assert not any(rule.startswith("simulate_batch") for rule in counts), counts
 
 
-def test_the_schema_refuses_a_share_value_that_is_not_text(repo):
-    config = {**STUDY, "share": {**SHARE, "creator_name": 7}}
-    with pytest.raises(grid.ConfigError, match="creator_name"):
+@pytest.mark.parametrize("key, value", [("creator_name", 7), ("creator_orcid", "0000-0002-1825")])
+def test_the_schema_refuses_a_bad_share_value_before_any_job(repo, key, value):
+    config = {**STUDY, "share": {**SHARE, key: value}}
+    with pytest.raises(grid.ConfigError, match=key):
         grid.load_config(yaml.safe_load(yaml.safe_dump(config)), repo / "config" / "schema.yaml")
+    good = {**STUDY, "share": {**SHARE, "creator_orcid": f"https://orcid.org/{SHARE['creator_orcid']}"}}
+    grid.load_config(yaml.safe_load(yaml.safe_dump(good)), repo / "config" / "schema.yaml")
 
 
 def test_share_defaults_are_the_schema_defaults(repo):

@@ -11,8 +11,9 @@ naming_authority, ...), the code provenance (qbcat version and git commit) and t
 conventions, and fills ``units`` and ``long_name`` of every variable from :data:`VARIABLES`,
 :data:`AGGREGATE_VARIABLES` and the parameter table. Shared datasets (not points) also say who
 made them, from the config's ``share:`` keys (:func:`share_attrs`). ``time`` is dimensionless,
-so it is a generic coordinate, not a CF time coordinate (docs/sharing.md). QuTiP is not imported here (its version comes from the package metadata), so
-reading and checking datasets stays fast.
+so it is a generic coordinate, not a CF time coordinate (docs/sharing.md). QuTiP is not
+imported here (its version comes from the package metadata), so reading and checking datasets
+stays fast.
 """
 
 from __future__ import annotations
