@@ -14,6 +14,7 @@ try:
         threads=snakemake.threads,  # noqa: F821
         chunk_mb=snakemake.params.chunk_mb,  # noqa: F821
         sanity_bounds=snakemake.params.sanity,  # noqa: F821
+        share=snakemake.params.share,  # noqa: F821
     )
 except aggregate.AggregationError as exc:
     sys.exit(f"qbcat: {exc}")

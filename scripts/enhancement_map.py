@@ -19,7 +19,7 @@ import argparse
 import sys
 
 from qbcat import analysis, plots
-from qbcat.io import write_netcdf
+from qbcat.io import content_id, describe, write_netcdf
 
 OPTIONS = ("t_start", "t_end", "late_duration", "ratio_floor")
 
@@ -31,6 +31,14 @@ def main(sweep, netcdf, figure=None, x=None, y=None, dpi=200, **options):
     if len(analysis.sweep_axes(enh)) != 2:  # refuses a sweep that is not 2-D before any write
         raise ValueError(f"enhancement map needs a 2-D sweep; {analysis.sweep_name(enh)!r} has axes "
                          f"{analysis.sweep_axes(enh)}")
+    # its own summary, dates and id; who made it (creator, license) comes with the sweep's attributes
+    enh = describe(enh, title=enh.attrs["title"],
+                   summary=f"Ergotropy of the catalyzed qubit against its uncatalyzed baseline over the "
+                   f"sweep {analysis.sweep_name(enh)}: time average, peak and late-time value, their "
+                   "difference and ratio.",
+                   history_entry="scripts/enhancement_map.py: enhancement dataset",
+                   dataset_id=content_id("enhancement", analysis.sweep_name(enh), ds.attrs.get("id"),
+                                         sorted(options.items())))
     fig = plots.figure_enhancement_map(enh, x=x, y=y) if figure else None
     print(f"wrote {write_netcdf(enh, netcdf)}")
     if fig is not None:

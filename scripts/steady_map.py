@@ -5,6 +5,7 @@ Snakemake (``script:`` directive):
     params.axes     dict name -> list of values (the map's dimensions, in this order)
     params.options  optional dict: method (auto|propagator|krylov|arnoldi), n_period, cases
     params.name     optional name of the map (the dataset's title)
+    params.share    optional: the config's share: section (creator, publisher, license attributes)
     output[0] or output.dataset   NetCDF file (written atomically, CF/ACDD-described by qbcat.io.describe)
     output.figure   optional figure(s) of the period-averaged ergotropy (one file per suffix, e.g. PDF and PNG)
     input.sweep     optional: the sweep dataset with the same axes and parameters; then
@@ -29,8 +30,10 @@ from qbcat.params import ParameterError, parse_assignment
 COMPARED = ("ergotropy", "energy_qb", "heat_current", "energy_cat")
 
 
-def run(base: dict, axes: dict, options: dict, dataset: str, figure=None, name: str = "") -> None:
-    from qbcat.io import describe, write_netcdf
+def run(base: dict, axes: dict, options: dict, dataset: str, figure=None, name: str = "",
+        share: dict | None = None) -> None:
+    from qbcat.io import content_id, describe, write_netcdf
+    from qbcat.params import ENGINE_VERSION
     from qbcat.steady import steady_map
 
     ds = steady_map(base, axes, **options)
@@ -39,7 +42,10 @@ def run(base: dict, axes: dict, options: dict, dataset: str, figure=None, name: 
     ds = describe(ds, title=f"qbcat steady-state map{what}",
                   summary=f"Period-averaged observables of the periodic steady state (no transient){what}, "
                           f"over {' x '.join(axes)}, for the catalyzed qubit and its uncatalyzed baseline.",
-                  history_entry="steady-state map (scripts/steady_map.py)")
+                  history_entry="steady-state map (scripts/steady_map.py)",
+                  share=share or {},
+                  dataset_id=content_id("steady", name or "map", sorted(base.items()), sorted(axes.items()),
+                                        sorted(options.items()), ENGINE_VERSION))
     write_netcdf(ds, dataset)
     if figure:
         from qbcat.plot_checks import plot_steady_map
@@ -147,7 +153,7 @@ if "snakemake" in globals():
         out = smk.output.get("dataset") or smk.output[0]
         figures = [f for key, f in smk.output.items() if key.startswith("figure")]
         steady = run(dict(smk.params.base), dict(smk.params.axes), dict(smk.params.get("options", {}) or {}),
-                     out, figures, smk.params.get("name", ""))
+                     out, figures, smk.params.get("name", ""), dict(smk.params.get("share", {}) or {}))
         if smk.input.get("sweep") and smk.output.get("comparison"):
             compare(steady, smk.input.sweep, smk.output.comparison, smk.params.get("late_periods", 10))
 elif __name__ == "__main__":

@@ -80,7 +80,8 @@ def build_sweep(catalyzed: dict, baseline) -> xr.Dataset:
     ds.attrs.update({n: v for n, v in fixed.items() if n not in ("g", "catalyst")})
     ds.attrs.update(sweep_name="g", sweep_axes="g")
     return io.describe(ds, title="qbcat sweep g", summary="Ergotropy and energy flows versus g.",
-                       history_entry="tests: hand-built sweep")
+                       history_entry="tests: hand-built sweep", share={},
+                       dataset_id=io.content_id("sweep", "g", *ids.ravel()))
 
 
 def late_ergotropy(sweep: xr.Dataset) -> xr.Dataset:
@@ -89,7 +90,8 @@ def late_ergotropy(sweep: xr.Dataset) -> xr.Dataset:
     ds = xr.Dataset({"final_ergotropy": final})
     ds["final_ergotropy"].attrs = {"units": "1", "long_name": "qubit ergotropy at t_max"}
     return io.describe(ds, title="final ergotropy versus g", summary="Ergotropy at t_max.",
-                       history_entry="tests: analysis")
+                       history_entry="tests: analysis", share=sweep.attrs,
+                       dataset_id=io.content_id("final-ergotropy", "g", sweep.attrs["id"]))
 
 
 def plot_ergotropy(sweep: xr.Dataset, path: Path) -> Path:
@@ -177,12 +179,12 @@ def test_git_commit_outside_a_qbcat_checkout_is_unknown(tmp_path):
         assert io.git_commit(other / "lib" / "qbcat") == ("unknown", "unknown")
 
 
-def test_describe_appends_history_and_labels_parameter_coordinates(monkeypatch):
-    monkeypatch.setenv("QBCAT_CREATOR_NAME", "A. Tester")
+def test_describe_appends_history_and_labels_parameter_coordinates():
     raw = xr.Dataset({"ergotropy": (("g", "time"), np.zeros((2, 3)))},
                      coords={"g": [0.1, 0.2], "time": [0.0, 1.0, 2.0]},
                      attrs={"history": "2020-01-01T00:00:00Z: made by hand"})
-    once = io.describe(raw, title="t", summary="s", config_hash="abc123", history_entry="first")
+    once = io.describe(raw, title="t", summary="s", config_hash="abc123", history_entry="first",
+                       share={"creator_name": "A. Tester", "include_points": True})
     twice = io.describe(once, title="t", summary="s", history_entry="second")
     lines = twice.attrs["history"].splitlines()
     assert lines[0] == "2020-01-01T00:00:00Z: made by hand"
@@ -191,7 +193,9 @@ def test_describe_appends_history_and_labels_parameter_coordinates(monkeypatch):
     assert twice["g"].attrs["long_name"] == PARAMETERS["g"].description
     assert twice["ergotropy"].attrs["units"] == io.VARIABLES["ergotropy"][0]
     assert once.attrs["config_hash"] == "abc123" and once.attrs["creator_name"] == "A. Tester"
-    assert "institution" not in once.attrs  # optional: only when configured
+    assert once.attrs["institution"] == io.UNSET  # a share key not set: its default
+    assert once.attrs["publisher_name"] == "A. Tester"  # no publisher: the creator
+    assert "creator_name" not in io.describe(raw, title="t", summary="s").attrs  # no share: no creator
     assert raw["g"].attrs == {} and "title" not in raw.attrs  # the input is left unchanged
 
 

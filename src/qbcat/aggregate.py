@@ -299,11 +299,13 @@ def _concatenate(blocks: np.ndarray, axis: int = 0):
 
 
 def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_gaps: bool = False,
-                  sanity_bounds: Mapping | None = None):
-    """The (lazy) sweep dataset of checked points, flagged against ``sanity_bounds``."""
+                  sanity_bounds: Mapping | None = None, share: Mapping | None = None):
+    """The (lazy) sweep dataset of checked points, flagged against ``sanity_bounds``; ``share``
+    (the config's ``share:`` section) says who made it (:func:`qbcat.io.share_attrs`). Its ACDD
+    ``id`` is ``qbcat-sweep-<name>-<hash of its point ids>``."""
     import xarray as xr
 
-    from .io import VARIABLES, describe, describe_bounds
+    from .io import VARIABLES, content_id, describe, describe_bounds
 
     dims = (*sweep.axis_names, "case")
     coords = {a.name: (a.name, np.asarray(a.values)) for a in sweep.axes}
@@ -346,6 +348,8 @@ def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_
                  "its uncatalyzed baseline, stacked from the per-point datasets."),
         history_entry=f"qbcat.aggregate: stacked {table.paths.size - len(table.gaps)} point files "
         f"of sweep {sweep.name}",
+        share=dict(share) if share is not None else {},
+        dataset_id=content_id("sweep", sweep.name, *np.asarray(table.point_id).ravel()),
     )
 
 
@@ -358,6 +362,7 @@ def write_sweep(
     chunk_mb: float = 4.0,
     log=None,
     sanity_bounds: Mapping | None = None,
+    share: Mapping | None = None,
 ) -> Path:
     """Check the sweep's point files, stack them lazily and write ``output`` atomically.
 
@@ -380,7 +385,7 @@ def write_sweep(
         log(f"aggregate {sweep.name}: {len(table.gaps)} missing point(s) left as NaN: "
             f"{' '.join(table.gaps)}")
     _log_sanity(sweep, table, bounds, log)
-    ds = sweep_dataset(sweep, table, chunk_mb, allow_gaps, bounds)
+    ds = sweep_dataset(sweep, table, chunk_mb, allow_gaps, bounds, share)
     log(f"aggregate {sweep.name}: {sweep.size} grid cells checked in "
         f"{time.perf_counter() - start:.1f} s; writing {output}")
     scheduler = {"scheduler": "threads", "num_workers": threads} if threads > 1 else {"scheduler": "synchronous"}

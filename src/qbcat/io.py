@@ -6,11 +6,14 @@ under its own name; the point's id and the qbcat and QuTiP versions. NetCDF has 
 attribute, so ``catalyst`` is stored as the integer 1 or 0 (see :func:`read_params`).
 
 Every NetCDF the project writes goes through :func:`describe`, which adds the CF-1.10 and
-ACDD-1.3 discovery attributes (title, summary, source, history, references, date_created, ...),
-the code provenance (qbcat version and git commit) and the docs/conventions.md conventions, and fills ``units``
-and ``long_name`` of every variable from :data:`VARIABLES`, :data:`AGGREGATE_VARIABLES` and the
-parameter table. QuTiP is not imported here (its version comes from the package metadata), so
-reading and checking datasets stays fast.
+ACDD-1.3 discovery attributes (title, summary, source, history, references, date_created, id,
+naming_authority, ...), the code provenance (qbcat version and git commit) and the docs/conventions.md
+conventions, and fills ``units`` and ``long_name`` of every variable from :data:`VARIABLES`,
+:data:`AGGREGATE_VARIABLES` and the parameter table. Shared datasets (not points) also say who
+made them, from the config's ``share:`` keys (:func:`share_attrs`). ``time`` is dimensionless,
+so it is a generic coordinate, not a CF time coordinate (docs/sharing.md). QuTiP is not
+imported here (its version comes from the package metadata), so reading and checking datasets
+stays fast.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ ENERGY_UNITS = "1"  # hbar = 1, energies in units of hbar * omega_0 (the frequen
 
 #: name -> (units, long_name, comment) for every variable a point dataset can hold.
 VARIABLES = {
-    "time": ("1", "time", "dimensionless, in units of 1/omega_0 (the paper labels it fs)"),
+    "time": ("1", "time", "dimensionless, in units of 1/omega_0 (the paper labels it fs); a generic "
+             "coordinate, not a CF time coordinate: it has no reference time and no calendar "
+             "(CF-1.10 4.4), so no standard_name 'time' and no axis 'T'"),
     "ergotropy": (ENERGY_UNITS, "qubit ergotropy", "Tr[rho_QB H_QB] - passive-state energy (Eq. 6)"),
     "energy_qb": (ENERGY_UNITS, "qubit energy", "Tr[rho_QB H_QB]"),
     "energy_cat": (ENERGY_UNITS, "catalyst energy", "Tr[rho H_cat] (Eq. 7)"),
@@ -129,8 +134,82 @@ REFERENCES = ("S.-C. Zhao, Quantum catalysis-enhanced extract energy in qubit qu
 REQUIRED_GLOBAL_ATTRS = (
     "Conventions", "title", "summary", "source", "history", "references", "date_created",
     "keywords", "project", "qbcat_version", "qbcat_git_commit", "qutip_version", *CONVENTIONS,
+    "comment", "naming_authority", "processing_level", "product_version", "date_modified",
+    "date_metadata_modified",
 )
 CONVENTIONS_ATTR = "CF-1.10, ACDD-1.3"
+
+#: ACDD naming_authority: every ``id`` is made by qbcat from the content (point id: a hash of the
+#: parameters; sweep and product ids: a hash of their point ids and options), not registered.
+NAMING_AUTHORITY = "qbcat"
+
+COMMENT = ("Natural units: hbar = 1, energies in units of hbar*omega_0, rates and times in units of "
+           "omega_0 and 1/omega_0, omega_0 being the frequency unit of the parameters (no SI value). "
+           "Conventions (basis, dephasing, Hamiltonian) in the global attributes of the same names.")
+
+#: Who made and shares the data: config ``share:`` keys -> default. They go into the shared
+#: datasets (sweeps, analysis products, steady maps; not the content-addressed point files) and
+#: into the repository metadata of an exported bundle (qbcat.citation). "unknown" is the
+#: placeholder of a key that was not set; ``qbcat export`` names every key still at its default.
+UNSET = "unknown"
+SHARE_DEFAULTS = {
+    "creator_name": UNSET,
+    "creator_email": UNSET,
+    "creator_url": UNSET,
+    "creator_orcid": "",
+    "institution": UNSET,
+    "publisher_name": "",
+    "publisher_email": "",
+    "publisher_url": "",
+    "license": "CC-BY-4.0",
+    "acknowledgement": "Computed with qbcat and QuTiP (https://qutip.org).",
+}
+#: Attributes that :func:`share_attrs` puts on every shared (non-point) dataset.
+SHARE_ATTRS = ("creator_name", "creator_email", "creator_url", "institution", "publisher_name",
+               "publisher_email", "publisher_url", "license")
+
+
+def share_settings(share: dict | None) -> dict:
+    """The metadata keys of a config ``share:`` section with the defaults filled in.
+
+    Other keys of the section (e.g. ``include_points``) are ignored; a metadata value that is not
+    a string is an error (ValueError naming ``share.<key>``)."""
+    out = dict(SHARE_DEFAULTS)
+    for key, value in (share or {}).items():
+        if key not in SHARE_DEFAULTS:
+            continue
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise ValueError(f"share.{key}: expected a string, got {value!r}")
+        out[key] = value.strip()
+    return out
+
+
+def share_attrs(share: dict | None) -> dict:
+    """ACDD-1.3 creator/publisher/license attributes from a config ``share:`` section.
+
+    The publisher defaults to the creator (name, email, URL) when its keys are empty; an empty
+    acknowledgement is left out. ``creator_orcid`` goes only into the bundle's DataCite/Zenodo
+    metadata (ACDD has no attribute for it)."""
+    s = share_settings(share)
+    attrs = {key: s[key] for key in ("creator_name", "creator_email", "creator_url", "institution",
+                                     "license")}
+    for part in ("name", "email", "url"):
+        attrs[f"publisher_{part}"] = s[f"publisher_{part}"] or s[f"creator_{part}"]
+    if s["acknowledgement"]:
+        attrs["acknowledgement"] = s["acknowledgement"]
+    return attrs
+
+
+def content_id(kind: str, name: str, *parts) -> str:
+    """ACDD ``id`` of a shared dataset: ``qbcat-<kind>-<name>-<16 hex digits>``, the digits a
+    sha256 of ``parts`` (e.g. the sweep's point ids), so the same content gets the same id."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()[:16]
+    return f"qbcat-{kind}-{name}-{digest}"
 
 
 def _utc_now() -> str:
@@ -207,11 +286,9 @@ def _coverage_content_type(ds: xr.Dataset, name: str) -> str:
 
 
 def _dataset_id(attrs: dict) -> str | None:
-    """ACDD ``id``: the point id of a point dataset, ``sweep-NAME`` for a sweep, else none."""
+    """ACDD ``id`` of a point dataset (``qbcat-point-<point id>``); other datasets pass theirs."""
     if isinstance(attrs.get("point_id"), str):
         return f"qbcat-point-{attrs['point_id']}"
-    if attrs.get("sweep_name"):
-        return f"qbcat-sweep-{attrs['sweep_name']}"
     return None
 
 
@@ -222,14 +299,16 @@ def describe(
     summary: str,
     config_hash: str | None = None,
     history_entry: str = "written by qbcat",
-    creator_name: str | None = None,
-    institution: str | None = None,
+    share: dict | None = None,
+    dataset_id: str | None = None,
 ) -> xr.Dataset:
     """A copy of ``ds`` made self-describing (CF-1.10 + ACDD-1.3); ``ds`` is left unchanged.
 
     Adds the global discovery and provenance attributes (:data:`REQUIRED_GLOBAL_ATTRS`), the docs/conventions.md
-    conventions, ``config_hash`` when given, and ``creator_name``/``institution`` when given or
-    configured through the environment variables QBCAT_CREATOR_NAME / QBCAT_INSTITUTION.
+    conventions, ``config_hash`` when given, and, when ``share`` (a config ``share:`` section) is
+    given, who made and shares the data (:func:`share_attrs`). Point datasets get no ``share``:
+    they are content-addressed and may be shared between studies and people. ``id`` is
+    ``dataset_id``, or the point's for a point dataset (an ``id`` already present is replaced).
     ``history`` gains one timestamped line; earlier lines are kept (CF: newest last here).
     Every variable gets ``units`` and ``long_name`` from the tables unless it already has them;
     a variable with neither a table entry nor its own attributes is an error (ValueError naming it).
@@ -259,19 +338,20 @@ def describe(
         project="qbcat: catalysis-enhanced qubit quantum battery",
         processing_level="numerical solution of the Lindblad master equation (docs/conventions.md conventions)",
         product_version=__version__,
+        comment=COMMENT,
+        naming_authority=NAMING_AUTHORITY,
         date_created=now,
+        date_modified=now,
+        date_metadata_modified=now,
         history=f"{history}\n{line}" if history else line,
         **provenance(),
     )
-    creator_name = creator_name or os.environ.get("QBCAT_CREATOR_NAME")
-    institution = institution or os.environ.get("QBCAT_INSTITUTION")
-    if creator_name:
-        attrs["creator_name"] = creator_name
-    if institution:
-        attrs["institution"] = institution
+    if share is not None:
+        attrs.update(share_attrs(share))
     if config_hash is not None:
         attrs["config_hash"] = config_hash
-    dataset_id = _dataset_id(out.attrs)
+    dataset_id = dataset_id or _dataset_id(out.attrs)
+    out.attrs.pop("id", None)
     if dataset_id:
         attrs["id"] = dataset_id
     out.attrs.update(attrs)
@@ -312,7 +392,7 @@ def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
         title=f"qbcat point {attrs['point_id']} ({case})",
         summary=f"Time series of the driven qubit battery's observables (ergotropy, energies, power, "
         f"heat current, net flux, Bloch vector) for one parameter point, {case}, from the Lindblad "
-        f"master equation solved with QuTiP (docs/conventions.md conventions). Parameters differing from the "
+        f"master equation solved with qbcat's {p['engine']} engine (docs/conventions.md conventions). Parameters differing from the "
         f"defaults: {changed or 'none'}.",
         config_hash=config_hash,
         history_entry=f"qbcat.io.to_dataset: simulated point {attrs['point_id']}",

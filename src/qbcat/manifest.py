@@ -2,7 +2,8 @@
 
 The manifest lists every shared product of a results folder -- sweep datasets (``sweeps/``),
 analysis datasets and tables (``analysis/``), figures (``figures/``), the claims report
-(``claims.md``) and, in an exported archive, the exact config (``config/``) -- with its path
+(``claims.md``) and, in an exported archive, the exact config (``config/``) and the repository
+metadata (``datacite.json``, ``zenodo.json``; :mod:`qbcat.citation`) -- with its path
 relative to the folder, size, sha256, the workflow rule that made it, and for NetCDF files the
 dimensions and the range of every coordinate that is a parameter.
 
@@ -43,6 +44,8 @@ SHARED = {
     "figures": "figure",
     "claims.md": "report",
     "config": "config",
+    "datacite.json": "metadata",  # repository metadata of an exported bundle (qbcat.citation)
+    "zenodo.json": "metadata",
 }
 
 #: Dataset kinds that must have a ``time`` coordinate and carry every parameter.
@@ -298,7 +301,7 @@ def expected_parameters(ds, kind: str) -> list[str]:
 
 def contract_violations(ds, kind: str | None = None) -> list[str]:
     """Every way an open dataset breaks the data contract (empty if none)."""
-    from .io import CONVENTIONS_ATTR, REQUIRED_GLOBAL_ATTRS, read_params
+    from .io import CONVENTIONS_ATTR, REQUIRED_GLOBAL_ATTRS, SHARE_ATTRS, read_params
     from .params import ENGINE_VERSION, ParameterError, point_id
 
     kind = kind or infer_kind(ds.attrs)
@@ -311,7 +314,10 @@ def contract_violations(ds, kind: str | None = None) -> list[str]:
         for attr in ("units", "long_name"):
             if attr not in ds[name].attrs:
                 reasons.append(f"variable '{name}' has no {attr}")
-    for attr in REQUIRED_GLOBAL_ATTRS:
+    # shared datasets say who made them and carry an id; a point (content-addressed, possibly
+    # shared between studies) has its id but no creator
+    required = (*REQUIRED_GLOBAL_ATTRS, "id", *(SHARE_ATTRS if kind in ("sweep", "analysis") else ()))
+    for attr in required:
         if attr not in ds.attrs:
             reasons.append(f"global attribute '{attr}' missing")
     conventions = str(ds.attrs.get("Conventions", ""))
@@ -342,7 +348,8 @@ def check_dataset(path: str | os.PathLike, kind: str | None = None) -> list[str]
     The file must open with plain ``xarray.open_dataset``; points and sweeps need a ``time``
     coordinate and every parameter (as a global attribute or coordinate); every variable needs
     ``units`` and ``long_name``; the global attributes of :data:`qbcat.io.REQUIRED_GLOBAL_ATTRS`
-    must be present. Analysis datasets need no ``time`` (they may be reductions over it).
+    and ``id`` must be present, and on sweeps and analysis datasets those of
+    :data:`qbcat.io.SHARE_ATTRS` (creator, publisher, institution, license) too. Analysis datasets need no ``time`` (they may be reductions over it).
     """
     import xarray as xr
 
@@ -393,9 +400,11 @@ def verify(directory: str | os.PathLike, progress: Callable[[str], None] | None 
            ) -> tuple[list[Problem], dict]:
     """Check ``directory`` against its ``manifest.json``: (problems, counts by kind).
 
-    A file is *missing* (listed, absent), *altered* (size or sha256 differs), *malformed* (a
-    NetCDF that breaks the data contract, :func:`check_dataset`) or *unlisted* (a shared file the
-    manifest does not know, so the manifest is stale). Each bad file is one Problem.
+    A file is *missing* (listed, absent; or, in an exported bundle, its repository metadata not
+    listed at all), *altered* (size or sha256 differs), *malformed* (a NetCDF that breaks the data
+    contract, :func:`check_dataset`, or repository metadata that is incomplete,
+    :func:`qbcat.citation.check_metadata`) or *unlisted* (a shared file the manifest does not
+    know, so the manifest is stale). Each bad file is one Problem.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -431,12 +440,23 @@ def verify(directory: str | os.PathLike, progress: Callable[[str], None] | None 
         if path.suffix == ".nc":
             dataset_kind = kind if kind in DATASET_KINDS else None
             reasons.extend(f"malformed: {r}" for r in check_dataset(path, dataset_kind))
+        elif kind == "metadata":
+            from .citation import check_metadata
+
+            reasons.extend(f"malformed: {r}" for r in check_metadata(path))
         if reasons:
             problems.append(Problem(rel, reasons))
         counts[kind] = counts.get(kind, 0) + 1
     for rel, _ in shared_files(root):
         if rel not in listed:
             problems.append(Problem(rel, ["not listed in manifest.json (stale manifest?)"]))
+    if manifest.get("config"):  # an exported bundle: it must carry its repository metadata
+        from .citation import METADATA_FILES
+
+        for name in METADATA_FILES:
+            if name not in listed:
+                problems.append(Problem(name, ["missing (an exported bundle carries it; export again "
+                                               "with qbcat export)"]))
     if manifest.get("points"):
         counts["point"] = _check_points(root, manifest["points"], problems, progress)
     return problems, counts

@@ -2,10 +2,11 @@
 (:func:`open_sweep`) and a readable summary of any dataset (``qbcat info``).
 
 An exported archive holds one folder named after the archive with the sweep datasets, analysis
-products, figures, claims report, the exact config and a fresh ``manifest.json`` of exactly
-those files, so that ``qbcat verify`` passes on it once unpacked and every figure or analysis can
-be rebuilt from it without simulating. Point datasets stay out: every number in them is in the
-sweeps.
+products, figures, claims report, the exact config, the repository metadata ``datacite.json``
+and ``zenodo.json`` (:mod:`qbcat.citation`, from the config's ``share:`` keys) and a fresh
+``manifest.json`` of exactly those files, so that ``qbcat verify`` passes on it once unpacked and
+every figure or analysis can be rebuilt from it without simulating. Point datasets stay out:
+every number in them is in the sweeps.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import hashlib
 import tarfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +31,9 @@ from .manifest import (
     sha256_file,
     shared_files,
 )
+
+#: Provenance attributes of the datasets that the bundle's metadata reports.
+SOFTWARE_ATTRS = ("qbcat_version", "qbcat_git_commit", "qbcat_git_state", "qutip_version")
 
 ARCHIVE_SUFFIX = ".tar.gz"
 DEFAULT_CONFIG = Path("config") / "config.yaml"
@@ -50,6 +56,45 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+def _share_section(config: Path) -> dict:
+    """The ``share:`` section of a config file ({} if it has none); ManifestError if unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{config}: cannot read the config ({' '.join(str(exc).split())})") from None
+    share = data.get("share") if isinstance(data, dict) else None
+    if share is None:
+        return {}
+    if not isinstance(share, dict):
+        raise ManifestError(f"{config}: share: expected a mapping, got {share!r}")
+    return share
+
+
+def _software(files: list[tuple[Path, str, str]]) -> list[dict]:
+    """The distinct (qbcat version, git commit, state, QuTiP version) of the bundle's datasets."""
+    import xarray as xr
+
+    found = []
+    for path, _, kind in files:
+        if path.suffix != ".nc":
+            continue
+        try:
+            with xr.open_dataset(path) as ds:
+                entry = {k: str(ds.attrs[k]) for k in SOFTWARE_ATTRS if k in ds.attrs}
+        except Exception:  # a damaged dataset is reported by qbcat verify, not here
+            continue
+        if entry and entry not in found:
+            found.append(entry)
+    return found
+
+
+def _payload_entry(rel: str, kind: str, payload: bytes) -> dict:
+    return {"path": rel, "kind": kind, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
+            "rule": None}
+
+
 def export(
     output: str | os.PathLike,
     results_dir: str | os.PathLike = "results",
@@ -59,10 +104,15 @@ def export(
     """Bundle the shared products of ``results_dir`` and ``config`` into ``output`` (.tar.gz).
 
     ``config`` defaults to ``config/config.yaml`` of the working directory (the workflow's);
-    it is stored as ``config/<its name>``. The rule of each file is taken from
-    ``results_dir/manifest.json`` if there is one; checksums are always recomputed. The archive
-    is written to a temporary file next to ``output`` and renamed into place.
+    it is stored as ``config/<its name>``, and its ``share:`` keys make the bundle's
+    ``datacite.json`` and ``zenodo.json`` (:mod:`qbcat.citation`); the keys still at their
+    default ("unknown") are named in a note (through ``progress``, else a warning). The rule of
+    each file is taken from ``results_dir/manifest.json`` if there is one; checksums are always
+    recomputed. The archive is written to a temporary file next to ``output`` and renamed into
+    place.
     """
+    from .citation import DATACITE_NAME, ZENODO_NAME, records, unset_keys
+
     root = Path(results_dir)
     output = Path(output)
     if not root.is_dir():
@@ -76,8 +126,10 @@ def export(
     config = Path(config)
     if not config.is_file():
         raise ManifestError(f"{config}: config file not found")
+    share = _share_section(config)
 
-    files = [(root / rel, rel, kind) for rel, kind in shared_files(root) if kind != "config"]
+    files = [(root / rel, rel, kind) for rel, kind in shared_files(root)
+             if kind not in ("config", "metadata")]
     if not files:
         raise ManifestError(f"{results_dir}: nothing to export (no sweeps/, analysis/, figures/ "
                             "or claims.md)")
@@ -89,9 +141,29 @@ def export(
         progress(f"hashing {len(files)} files")
     manifest = manifest_for_files(files, rules)
     manifest["config"] = f"config/{config.name}"
-    payload = json.dumps(manifest, indent=1).encode() + b"\n"
-
     top = _archive_root_name(output)
+    counts = {}
+    for _, _, kind in files:
+        counts[kind] = counts.get(kind, 0) + 1
+    try:
+        datacite, zenodo = records(share, name=top, counts=counts, software=_software(files))
+    except ValueError as exc:
+        raise ManifestError(f"{config}: {exc}") from None
+    extra = {name: json.dumps(record, indent=1).encode() + b"\n"
+             for name, record in ((DATACITE_NAME, datacite), (ZENODO_NAME, zenodo))}
+    manifest["files"].extend(_payload_entry(rel, "metadata", data) for rel, data in extra.items())
+    extra[MANIFEST_NAME] = json.dumps(manifest, indent=1).encode() + b"\n"
+    unset = unset_keys(share)
+    if unset:
+        note = (f"note: {', '.join('share.' + k for k in unset)} still have their default value "
+                f"('unknown') in {config}; they are in the bundle's datasets and {DATACITE_NAME}/"
+                f"{ZENODO_NAME}. Set them (config/README.md, section share) and rerun the workflow "
+                "before publishing.")
+        if progress:
+            progress(note)
+        else:
+            warnings.warn(note, stacklevel=2)
+
     with atomic_output(output, suffix=".tmp") as tmp:
         # dereference: outputs restored from Snakemake's cache are symlinks; ship the data.
         with tarfile.open(tmp, "w:gz", dereference=True, format=tarfile.PAX_FORMAT) as tar:
@@ -99,9 +171,10 @@ def export(
                 if progress:
                     progress(f"adding {rel} ({path.stat().st_size / 1e6:.1f} MB)")
                 tar.add(path, arcname=f"{top}/{rel}", recursive=False, filter=_normalise)
-            info = _normalise(tarfile.TarInfo(f"{top}/{MANIFEST_NAME}"))
-            info.size, info.mtime = len(payload), int(time.time())
-            tar.addfile(info, _io.BytesIO(payload))
+            for rel, payload in extra.items():
+                info = _normalise(tarfile.TarInfo(f"{top}/{rel}"))
+                info.size, info.mtime = len(payload), int(time.time())
+                tar.addfile(info, _io.BytesIO(payload))
     return output
 
 
@@ -251,7 +324,8 @@ def info_text(path: str | os.PathLike) -> str:
         out.append(f"  qbcat {a.get('qbcat_version', '?')}, git {a.get('qbcat_git_commit', '?')} "
                    f"({a.get('qbcat_git_state', '?')}), QuTiP {a.get('qutip_version', '?')}, "
                    f"engine {a.get('engine_version', '?')}")
-        for key in ("date_created", "config_hash", "creator_name", "institution", "references"):
+        for key in ("id", "date_created", "config_hash", "creator_name", "institution", "license",
+                    "references"):
             if key in a:
                 out.append(f"  {key}: {a[key]}")
         if "history" in a:

@@ -24,6 +24,7 @@ rule aggregate_sweep:
         allow_gaps=config["allow_gaps"],
         chunk_mb=config["aggregate"]["chunk_mb"],
         sanity=STUDY.sanity,
+        share=SHARE_METADATA,
         version=QBCAT_VERSION,
     script:
         "../../scripts/aggregate_sweep.py"

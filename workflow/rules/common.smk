@@ -11,6 +11,7 @@ from pathlib import Path
 
 import qbcat
 from qbcat import grid
+from qbcat.io import SHARE_DEFAULTS
 
 # In every rule's params: Snakemake does not track changes to imported modules.
 QBCAT_VERSION = qbcat.__version__
@@ -23,6 +24,10 @@ try:
     STUDY = grid.load_config(config, SCHEMA, workflow.configfiles)
 except grid.ConfigError as exc:
     sys.exit(f"qbcat: bad config: {exc}")
+
+# Who made and shares the data (config `share:`): in the params of the rules that write shared
+# datasets (aggregation, steady maps), so that editing them rewrites those, never a point.
+SHARE_METADATA = {k: v for k, v in config["share"].items() if k in SHARE_DEFAULTS}
 
 # With allow_gaps, points whose last attempt failed are not retried (they become NaN gaps).
 FAILED = grid.failed_points(POINT_DIR) if STUDY.allow_gaps else set()

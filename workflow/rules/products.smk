@@ -262,6 +262,7 @@ rule steady_map:
             "method": config["steady"]["method"],
             "n_period": config["steady"]["n_period"],
         },
+        share=SHARE_METADATA,
         version=QBCAT_VERSION,
     script:
         "../../scripts/steady_map.py"

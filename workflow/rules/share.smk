@@ -60,5 +60,6 @@ rule export:
     params:
         results=lambda wildcards, input: os.path.dirname(input.manifest),
         version=QBCAT_VERSION,
+    # tee: the note naming share: keys still at their defaults is shown, not only logged
     shell:
-        "qbcat export --results {params.results} --config {input.config} -o {output} > {log} 2>&1"
+        "qbcat export --results {params.results} --config {input.config} -o {output} 2>&1 | tee {log}"
