@@ -51,7 +51,8 @@ from .grid import CASES, POINT_SUFFIX, Sweep, remove_stale_temporaries
 from .params import PARAMETERS
 
 #: The per-point sanity numbers (attributes ``sanity_*`` of a point file).
-SANITY = ("trace_error_max", "min_eigenvalue_qb", "first_law_residual", "first_law_residual_rel")
+SANITY = ("trace_error_max", "min_eigenvalue_qb", "first_law_residual", "first_law_residual_rel",
+          "heat_channel_residual")
 
 
 class AggregationError(RuntimeError):
