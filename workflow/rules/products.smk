@@ -143,7 +143,11 @@ if CONV_POINTS:
 # Every shared product, by the rule that makes it (the manifest records the rule of each file).
 PRODUCTS_BY_RULE = {
     "paper_figures": (
-        expand("results/figures/{fig}.{ext}", fig=["fig2", "fig3"], ext=["pdf", "png"])
+        expand(
+            "results/figures/{fig}.{ext}",
+            fig=["fig2", "fig3", "fig3_channels"],
+            ext=["pdf", "png"],
+        )
         if PAPER_SWEEPS
         else []
     ),
@@ -172,8 +176,8 @@ PRODUCTS_BY_RULE = {
         if CONV_POINTS
         else []
     ),
-    "steady_map": expand("results/analysis/steady_{name}.nc", name=STEADY_MAPS)
-    + expand(
+    "steady_map": expand("results/analysis/steady_{name}.nc", name=STEADY_MAPS),
+    "steady_figure": expand(
         "results/figures/steady_{name}.{ext}", name=STEADY_MAPS, ext=["pdf", "png"]
     ),
     "steady_compare": expand(
@@ -183,6 +187,8 @@ PRODUCTS_BY_RULE = {
 }
 PRODUCT_TARGETS = [f for files in PRODUCTS_BY_RULE.values() for f in files]
 PRODUCT_TARGETS += [CONV_VERDICT] if CONV_POINTS else []
+# each point's convergence figure (results/convergence/, beside its table; not a shared product)
+PRODUCT_TARGETS += expand("results/convergence/{point_id}.png", point_id=CONV_POINTS)
 
 add_targets(lambda: PRODUCT_TARGETS)
 
@@ -203,6 +209,12 @@ rule paper_figures:
             caption="../report/fig3.rst",
             category="Paper figures",
         ),
+        fig3_channels="results/figures/fig3_channels.pdf",
+        fig3_channels_png=report(
+            "results/figures/fig3_channels.png",
+            caption="../report/fig3_channels.rst",
+            category="Paper figures",
+        ),
     log:
         "logs/products/paper_figures.log",
     conda:
@@ -211,6 +223,7 @@ rule paper_figures:
         panels=PAPER_SWEEPS,
         zoom_t_end=PLOTS["zoom_t_end"],
         catalyst_axis=PLOTS["catalyst_axis"],
+        ergotropy_curves=PLOTS["ergotropy_curves"],
         dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
@@ -309,12 +322,6 @@ rule backflow_figure:
 rule convergence_point:
     output:
         table="results/convergence/{point_id}.csv",
-        figure=report(
-            "results/convergence/{point_id}.png",
-            caption="../report/convergence_point.rst",
-            category="Convergence",
-            subcategory="Per point",
-        ),
         summary="results/convergence/{point_id}.txt",
     log:
         "logs/convergence/{point_id}.log",
@@ -326,6 +333,30 @@ rule convergence_point:
         label=lambda wildcards: CONV_POINTS[wildcards.point_id]["label"],
         base=lambda wildcards: CONV_POINTS[wildcards.point_id]["params"],
         options=lambda wildcards: CONV_POINTS[wildcards.point_id]["options"],
+        version=QBCAT_VERSION,
+    script:
+        "../../scripts/convergence_check.py"
+
+
+rule convergence_point_figure:
+    input:
+        table="results/convergence/{point_id}.csv",
+    output:
+        figure=report(
+            "results/convergence/{point_id}.png",
+            caption="../report/convergence_point.rst",
+            category="Convergence",
+            subcategory="Per point",
+        ),
+    log:
+        "logs/convergence/{point_id}_figure.log",
+    wildcard_constraints:
+        point_id="|".join(CONV_POINTS) or "(?!)",
+    conda:
+        "../../envs/qbcat.yaml"
+    params:
+        step="point_figure",
+        dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
         "../../scripts/convergence_check.py"
@@ -402,13 +433,6 @@ rule convergence_gate:
 rule steady_map:
     output:
         dataset="results/analysis/steady_{name}.nc",
-        figure="results/figures/steady_{name}.pdf",
-        figure_png=report(
-            "results/figures/steady_{name}.png",
-            caption="../report/steady.rst",
-            category="Steady state",
-            subcategory="{name}",
-        ),
     log:
         "logs/products/steady_{name}.log",
     wildcard_constraints:
@@ -423,6 +447,30 @@ rule steady_map:
             "method": config["steady"]["method"],
             "n_period": config["steady"]["n_period"],
         },
+        version=QBCAT_VERSION,
+    script:
+        "../../scripts/steady_map.py"
+
+
+rule steady_figure:
+    input:
+        dataset="results/analysis/steady_{name}.nc",
+    output:
+        figure="results/figures/steady_{name}.pdf",
+        figure_png=report(
+            "results/figures/steady_{name}.png",
+            caption="../report/steady.rst",
+            category="Steady state",
+            subcategory="{name}",
+        ),
+    log:
+        "logs/products/steady_figure_{name}.log",
+    wildcard_constraints:
+        name="|".join(STEADY_MAPS) or "(?!)",
+    conda:
+        "../../envs/qbcat.yaml"
+    params:
+        dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
         "../../scripts/steady_map.py"
