@@ -171,7 +171,8 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
                 want = expected_vars - ({"energy_cat"} if case == "baseline" else set())
                 if want - variables:
                     raise AggregationError(f"sweep {sweep.name}: point file {path} lacks "
-                                           f"{', '.join(sorted(want - variables))}")
+                                           f"{', '.join(sorted(want - variables))} (written by an older "
+                                           "qbcat?): delete it to have it recomputed")
                 if n_time is None:
                     n_time = nt
                 elif nt != n_time:
