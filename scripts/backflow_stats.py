@@ -2,9 +2,11 @@
 
 Snakemake rule:
     input:  sweeps=[...]          sweep NetCDF files (any dimensionality)
-    output: points="....csv"      one row per catalyzed point: enhancement and backflow metrics
-            correlations="....csv"  Pearson/Spearman of each backflow metric vs each enhancement
-                                    metric, per sweep and pooled ("all")
+    output: points="....csv"      one row per catalyzed point: enhancement and backflow metrics, and
+                                  per heat-current channel when the sweeps hold them (which
+                                  channel carries J < 0; qbcat.analysis.channel_statistics)
+            correlations="....csv"  Pearson/Spearman of each backflow metric (also each channel's
+                                    backflow) vs each enhancement metric, per sweep and pooled ("all")
             figure="....pdf"      (optional) scatter of enhancement vs backflow; PNG alongside
     params (all optional): t_start, t_end, late_duration, ratio_floor, tolerance (see
             qbcat.analysis), enhancement_metric ("mean_difference", for the scatter), dpi (200, PNG)

@@ -4,7 +4,8 @@ Snakemake (``script:`` directive):
     params.base     dict of parameter overrides (the study's base point)
     params.options  dict of qbcat.convergence options (keys of DEFAULT_OPTIONS, incl. fail_on_error)
     output.table    CSV (one row per check, setting and observable)
-    output.figure   figure (PNG/PDF/SVG by suffix)
+    output.figure   optional figure (PNG/PDF/SVG by suffix; the workflow draws it in the
+                    "point_figure" step instead, so that plots.dpi redraws it alone)
     output.summary  optional text summary (PASS/FAIL per check)
 A failing required check raises (and fails the job) when options.fail_on_error is true (the
 default); the summary naming the failing check is printed to stderr (the job's log) first.
@@ -16,6 +17,7 @@ tables, chosen by ``params.step``:
                margin, the point's parameters; failures first) and output.details (every row of
                every point, with point_id and label)
     "figure"   input.table -> output.figure (PDF; the PNG alongside), params.dpi
+    "point_figure"  input.table (one point's) -> output.figure (format by suffix), params.dpi
     "gate"     input.table, params.fail_on_error -> output.verdict (one line per failing check);
                with fail_on_error true a failing check fails this job, and so the run, without
                touching the table and figures, which show the failure
@@ -36,13 +38,15 @@ from qbcat.convergence import raise_if_failed, run_checks, summary, validate_opt
 from qbcat.params import ParameterError
 
 
-def run(base: dict, options: dict, table: str, figure: str, summary_path: str | None = None) -> None:
+def run(base: dict, options: dict, table: str, figure: str | None, summary_path: str | None = None,
+        dpi: int = 150) -> None:
     options = validate_options(options, base)  # every bad key is refused before any simulation
     result = run_checks(base, options)
     write_table(result, table)
     from qbcat.plot_checks import plot_checks, write_summary  # matplotlib only once there is a result
 
-    plot_checks(result, figure)
+    if figure:
+        plot_checks(result, figure, dpi=dpi)
     if summary_path:
         write_summary(result, summary_path)
     print(summary(result), file=sys.stderr)
@@ -136,42 +140,24 @@ def summarize(tables: dict, points: dict, table_out: str, details_out: str):
 
 
 def plot_overview(table_csv: str, figure: str, dpi: int = 150):
-    """Every check of every point as one bar: its worst required deviation / threshold (log x)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    """Every check of every point as one bar (qbcat.plot_checks.figure_convergence_overview)."""
     import pandas as pd
 
     from qbcat import plots
+    from qbcat.plot_checks import figure_convergence_overview
 
-    table = pd.read_csv(table_csv, dtype={"point_id": str, "label": str})
-    ratio = (table["worst_deviation"] / table["threshold"]).to_numpy(dtype=float)
-    failed_run = ~np.isfinite(ratio)
-    shown = np.clip(np.where(failed_run, 1e3, ratio), 1e-6, 1e3)
-    fail = (table["verdict"] == "FAIL").to_numpy()
-    n_fail = int(fail.sum())
-    with plt.rc_context(plots.STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.22 * len(table)), layout="constrained")
-        y = np.arange(len(table))[::-1]
-        ax.barh(y, shown, left=1e-6, color=np.where(fail, "#d62728", "#2ca02c"), height=0.7)
-        ax.set_xscale("log")
-        ax.set_xlim(1e-6, 2e3)
-        ax.axvline(1.0, color="k", ls="--", lw=1, label="threshold (deviation = threshold)")
-        for yy, is_bad, r, exact in zip(y, failed_run, shown, ratio == 0):
-            if is_bad or exact:
-                ax.text(r, yy, " run failed" if is_bad else " 0 (identical)", va="center", fontsize=7,
-                        color="#d62728" if is_bad else "k")
-        ax.set_yticks(y, [f"{lab} [{chk}]" for lab, chk in zip(table["label"], table["check"])], fontsize=7)
-        ax.set_xlabel("worst required max$_t$|X - X$_\\mathrm{ref}$| / threshold (log; < 1 passes)")
-        status = f"FAIL: {n_fail} of {len(table)} checks" if n_fail else f"PASS: all {len(table)} checks"
-        ax.set_title(f"convergence checks at {table['point_id'].nunique()} points: {status}",
-                     color="#d62728" if n_fail else "k", fontweight="bold")
-        ax.legend(loc="lower right", fontsize=7)
-        ax.grid(True, axis="x", which="major", alpha=0.3)
+    fig = figure_convergence_overview(pd.read_csv(table_csv, dtype={"point_id": str, "label": str}))
     for path in plots.save_figure(fig, figure, dpi=dpi):
         print(f"wrote {path}")
+
+
+def plot_point(table_csv: str, figure: str, dpi: int = 150):
+    """The figure of one point's checks from its table (redrawn without rerunning the checks)."""
+    import pandas as pd
+
+    from qbcat.plot_checks import plot_checks
+
+    print(f"wrote {plot_checks(pd.read_csv(table_csv), figure, dpi=dpi)}")
 
 
 def gate(table_csv: str, verdict_out: str, fail_on_error: bool):
@@ -206,10 +192,12 @@ if "snakemake" in globals():
                   smk.output.details)
     elif step == "figure":
         plot_overview(smk.input.table, smk.output.figure, smk.params.get("dpi", 150))
+    elif step == "point_figure":
+        plot_point(smk.input.table, smk.output.figure, smk.params.get("dpi", 150))
     elif step == "gate":
         gate(smk.input.table, smk.output.verdict, bool(smk.params.fail_on_error))
     else:
         run(dict(smk.params.base), dict(smk.params.get("options", {}) or {}), smk.output.table,
-            smk.output.figure, smk.output.get("summary"))
+            smk.output.get("figure"), smk.output.get("summary"), smk.params.get("dpi", 150))
 elif __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,8 @@ Snakemake (``script:`` directive):
     params.share    optional: the config's share: section (creator, publisher, license attributes)
     output[0] or output.dataset   NetCDF file (written atomically, CF/ACDD-described by qbcat.io.describe)
     output.figure   optional figure(s) of the period-averaged ergotropy (one file per suffix, e.g. PDF and PNG)
+    input.dataset   figure only: a map written before -> output.figure* at params.dpi (the workflow
+                    draws the figure in its own rule, so that plots.dpi redraws it alone)
     input.sweep     optional: the sweep dataset with the same axes and parameters; then
     output.comparison   CSV comparing each steady period average with the trajectory's mean over
                         its last params.late_periods whole drive periods (fewer if the run is
@@ -28,6 +30,18 @@ from qbcat.params import ParameterError, parse_assignment
 
 #: Observables compared with the trajectories' late-time means (energy_cat: catalyzed case only).
 COMPARED = ("ergotropy", "energy_qb", "heat_current", "energy_cat")
+
+
+def plot(dataset: str, figures, dpi: int = 150) -> None:
+    """The figure(s) of a map written before (one file per suffix)."""
+    import xarray as xr
+
+    from qbcat.plot_checks import plot_steady_map
+
+    with xr.open_dataset(dataset) as ds:
+        ds = ds.load()
+    for path in [figures] if isinstance(figures, str) else list(figures):
+        print(f"wrote {plot_steady_map(ds, path, dpi=dpi)}")
 
 
 def run(base: dict, axes: dict, options: dict, dataset: str, figure=None, name: str = "",
@@ -144,7 +158,10 @@ if "snakemake" in globals():
     smk = globals()["snakemake"]
     if getattr(smk, "log", None):  # progress and the PASS/FAIL summary go to the rule's log
         sys.stdout = sys.stderr = open(smk.log[0], "w", buffering=1)
-    if smk.input.get("steady"):  # comparison only: input.steady (a map written before) and input.sweep
+    if smk.input.get("dataset"):  # figure only: input.dataset (a map written before), output.figure*
+        plot(smk.input.dataset, [f for key, f in smk.output.items() if key.startswith("figure")],
+             smk.params.get("dpi", 150))
+    elif smk.input.get("steady"):  # comparison only: input.steady (a map written before) and input.sweep
         import xarray as xr
 
         with xr.open_dataset(smk.input.steady) as written:

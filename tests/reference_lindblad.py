@@ -11,7 +11,9 @@ It shares nothing with ``qbcat`` but the physics of docs/conventions.md: it buil
 with ``scipy.integrate.solve_ivp`` (DOP853, tight tolerances) storing every state, and
 evaluates each observable directly on the stored states: rho_QB by partial trace, ergotropy
 from the eigenvalues, and the rates from L_t applied to the stored state (d rho/dt itself, not
-the adjoint-Lindbladian shortcut the engine uses).
+the adjoint-Lindbladian shortcut the engine uses). The heat current's two channels are the
+terms of L_t(rho) that carry them, applied to the stored state and traced against
+h(t) = H_QB + s(t) sx on the full space: Tr[-i[H_int, rho] h] and gamma_D Tr[D[sz](rho) h].
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Operators:
     H_int: np.ndarray
     H_cat: np.ndarray
     c_ops: list
+    dephasing: np.ndarray  # sz (x) 1, the dephasing operator (rate gamma_D)
     rho0: np.ndarray
 
 
@@ -76,6 +79,7 @@ def build_operators(p: dict) -> Operators:
         H_int=H_int,
         H_cat=H_cat,
         c_ops=c_ops,
+        dephasing=sz,
         rho0=np.outer(psi0, psi0.conj()),
     )
 
@@ -129,7 +133,8 @@ def observables(p: dict, times: np.ndarray, states: np.ndarray) -> dict[str, np.
     ops = build_operators(p)
     H_QB = 0.5 * p["omega_a"] * SZ
     names = ["ergotropy", "energy_qb", "power", "heat_current", "net_flux", "internal_energy",
-             "bloch_x", "bloch_y", "bloch_z", "trace", "energy_cat", "purity", "min_eigenvalue"]
+             "bloch_x", "bloch_y", "bloch_z", "trace", "energy_cat", "purity", "min_eigenvalue",
+             "heat_current_catalyst", "heat_current_dephasing"]
     out = {k: np.empty(len(times)) for k in names}
     for i, (t, rho) in enumerate(zip(times, states)):
         s = drive(p, t)
@@ -151,6 +156,12 @@ def observables(p: dict, times: np.ndarray, states: np.ndarray) -> dict[str, np.
         out["trace"][i] = np.trace(rho).real
         out["energy_cat"][i] = np.trace(rho @ ops.H_cat).real
         out["purity"][i] = np.trace(rho @ rho).real
+        h = ops.H_QB_full + s * ops.X  # the battery's Hamiltonian on the full space
+        drho_int = -1j * (ops.H_int @ rho - rho @ ops.H_int)
+        Z = ops.dephasing
+        drho_deph = p["gamma_D"] * (Z @ rho @ Z - rho)  # D[sz] rho, sz^2 = 1
+        out["heat_current_catalyst"][i] = np.trace(drho_int @ h).real
+        out["heat_current_dephasing"][i] = np.trace(drho_deph @ h).real
         out["min_eigenvalue"][i] = np.linalg.eigvalsh(0.5 * (rho + rho.conj().T)).min()
     return out
 

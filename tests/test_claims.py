@@ -22,11 +22,13 @@ TH = {"catalyst_t_start": 20.0}
 
 
 def paper_like(axis, values, *, gain=0.1, link=+1, peak_time=1.0, late_J=-0.01, ecat_wobble=0.0,
-               enhancement_at_top=None):
+               enhancement_at_top=None, carrier="catalyst", channels=True):
     """A sweep that behaves as the paper says; keyword arguments break one claim at a time.
 
     Backflow amplitude a_k grows with the value's rank; the enhancement is gain * a_k (link=+1,
-    more backflow -> more enhancement) or gain / a_k (link=-1, the opposite ranking).
+    more backflow -> more enhancement) or gain / a_k (link=-1, the opposite ranking). The heat
+    current's channels add up to J; ``carrier`` is the channel that carries the backflow (the
+    other one oscillates weakly); ``channels=False`` leaves them out (a sweep of an older qbcat).
     """
     n = len(values)
     amp = 0.5 * (1.0 + np.arange(n)) / n
@@ -40,9 +42,14 @@ def paper_like(axis, values, *, gain=0.1, link=+1, peak_time=1.0, late_J=-0.01, 
     E_c = 1.0 - np.exp(-t / 2) + ecat_wobble * np.sin(0.5 * t)
     J_base = 0.002 * np.sin(t)
     pids = {"catalyzed": [f"{axis}-{v}" for v in values], "baseline": [f"{axis}-base"] * n}
-    return A.build_sweep({axis: values}, t, {"ergotropy": E_cat, "heat_current": J, "energy_cat": E_c + 0 * J},
-                         {"ergotropy": E_base, "heat_current": J_base}, name=axis, point_ids=pids,
-                         attrs={"n_fock": 12})
+    cat = {"ergotropy": E_cat, "heat_current": J, "energy_cat": E_c + 0 * J}
+    base = {"ergotropy": E_base, "heat_current": J_base}
+    if channels:
+        weak = 0.003 * np.sin(3 * t) + 0 * J
+        cat["heat_current_catalyst"] = J - weak if carrier == "catalyst" else weak
+        cat["heat_current_dephasing"] = J - cat["heat_current_catalyst"]
+        base.update(heat_current_catalyst=0 * J_base, heat_current_dephasing=J_base)
+    return A.build_sweep({axis: values}, t, cat, base, name=axis, point_ids=pids, attrs={"n_fock": 12})
 
 
 def sweeps(**changes):
@@ -61,7 +68,7 @@ def baseline_verdicts():
 
 
 def test_all_claims_hold_on_paper_like_data(baseline_verdicts):
-    assert baseline_verdicts == {i: C.HOLDS for i in range(1, 8)}
+    assert baseline_verdicts == {i: C.HOLDS for i in range(1, 9)}
 
 
 def everywhere(**kw):
@@ -153,6 +160,26 @@ def test_claim_6_reads_the_convergence_modules_table():
 
 def test_claim_7_link_flips():
     assert verdicts(sweeps(**everywhere(link=-1)))[7] == C.DOES_NOT_HOLD
+
+
+def test_claim_8_channel_flips_and_reports_both_readings():
+    assert verdicts(sweeps(**everywhere(carrier="dephasing")))[8] == C.DOES_NOT_HOLD
+    # half of the sweeps' backflow through dephasing: 6 of 12 points -> PARTLY
+    v = verdicts(sweeps(omega_c=dict(carrier="dephasing"), g=dict(carrier="dephasing")))
+    assert v[8] == C.PARTLY
+    claim = C.evaluate_claims(sweeps(), thresholds=TH)[7]
+    assert claim.number == 8 and claim.verdict == C.HOLDS
+    assert claim.numbers["points whose early backflow is carried by the catalyst"].startswith("12 of 12")
+    assert any(n.startswith("cause reading") for n in claim.notes)
+    assert claim.numbers["correlation reading: verdict by claim 7's rule"] == C.HOLDS  # more backflow, more gain
+    anti = C.evaluate_claims(sweeps(**everywhere(link=-1)), thresholds=TH)[7]
+    assert anti.verdict == C.HOLDS  # the mechanism holds ...
+    assert anti.numbers["correlation reading: verdict by claim 7's rule"] == C.DOES_NOT_HOLD  # ... the correlation not
+    # a stricter time fraction than the data give flips it
+    strict = verdicts(sweeps(), thresholds={**TH, "channel_min_time_fraction": 1.0})
+    assert strict[8] == C.HOLDS  # the catalyst channel is the more negative one all the time here
+    old = {a: paper_like(a, v, channels=False) for a, v in AXES.items()}
+    assert verdicts(old)[8] == C.NOT_CHECKED
 
 
 def test_decoupled_and_missing_points_are_left_out_with_a_note():

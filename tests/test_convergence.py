@@ -179,6 +179,16 @@ def test_figure_is_written(tmp_path):
 
     table = cv.run_checks(WEAK, {"n_fock": [2, 3, 8], "tolerances": [[1e-5, 1e-7], [1e-8, 1e-10]],
                                  "methods": ["adams", "bdf"]}, progress=None)
-    path = plot_checks(table, tmp_path / "checks.png")
+    path = plot_checks(table, tmp_path / "checks.png", dpi=50)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    from qbcat import plots
+    from qbcat.plot_checks import figure_checks
+
+    with Image.open(path) as png:  # the dpi asked for, no "tight" cropping: 7.2 x 6.4 inches
+        assert png.size == (360, 320)
+    fig = figure_checks(table)
+    assert plots.layout_problems(fig) == []
+    assert {ax.yaxis.label.get_fontfamily()[0] for ax in fig.axes} == {plots.STYLE["font.family"]}
     assert write_summary(table, tmp_path / "summary.txt").read_text().startswith("convergence checks: PASS")

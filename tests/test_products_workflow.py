@@ -71,11 +71,13 @@ TINY = {
 }
 CONVERGENCE_POINTS = 3  # the base point and the two ends of g_scan
 
-FIGURES = ["fig2", "fig3", "enhancement_g_omega_c_map", "backflow_scatter", "convergence", "steady_g_omega_c"]
-FIGURE_RULES = {"paper_figures", "enhancement_figure", "backflow_figure", "convergence_figure"}
+FIGURES = ["fig2", "fig3", "fig3_channels", "enhancement_g_omega_c_map", "backflow_scatter", "convergence",
+           "steady_g_omega_c"]
+FIGURE_RULES = {"paper_figures", "enhancement_figure", "backflow_figure", "convergence_figure", "steady_figure",
+                "convergence_point_figure"}
 ANALYSIS = ["enhancement_g_omega_c_map.nc", "backflow_points.csv", "backflow_correlations.csv", "convergence.csv",
             "convergence_details.csv", "steady_g_omega_c.nc", "steady_vs_trajectory_g_omega_c.csv"]
-CLAIM_NUMBERS = range(1, 8)
+CLAIM_NUMBERS = range(1, 9)
 VERDICTS = (claims.HOLDS, claims.PARTLY, claims.DOES_NOT_HOLD, claims.NOT_CHECKED)
 
 
@@ -132,6 +134,11 @@ def test_figures_have_one_page_and_the_configured_resolution(cold):
     # dpi 150 (plots.dpi): Fig. 2 is 2 x 2 panels of 3.6 x 2.8 inches
     with Image.open(results(ws) / "figures" / "fig2.png") as png:
         assert png.size == (round(2 * 3.6 * 150), round(2 * 2.8 * 150))
+    # the convergence and steady figures too (qbcat.plot_checks: 7.2 x 6.4 and 7.2 x 3.0 inches)
+    for path, inches in [(next((results(ws) / "convergence").glob("*.png")), (7.2, 6.4)),
+                         (results(ws) / "figures" / "steady_g_omega_c.png", (7.2, 3.0))]:
+        with Image.open(path) as png:
+            assert png.size == (round(inches[0] * 150), round(inches[1] * 150)), path
 
 
 @pytest.mark.slow

@@ -51,7 +51,8 @@ from .grid import CASES, POINT_SUFFIX, Sweep, remove_stale_temporaries
 from .params import PARAMETERS
 
 #: The per-point sanity numbers (attributes ``sanity_*`` of a point file).
-SANITY = ("trace_error_max", "min_eigenvalue_qb", "first_law_residual", "first_law_residual_rel")
+SANITY = ("trace_error_max", "min_eigenvalue_qb", "first_law_residual", "first_law_residual_rel",
+          "heat_channel_residual")
 
 
 class AggregationError(RuntimeError):
@@ -170,7 +171,8 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
                 want = expected_vars - ({"energy_cat"} if case == "baseline" else set())
                 if want - variables:
                     raise AggregationError(f"sweep {sweep.name}: point file {path} lacks "
-                                           f"{', '.join(sorted(want - variables))}")
+                                           f"{', '.join(sorted(want - variables))} (written by an older "
+                                           "qbcat?): delete it to have it recomputed")
                 if n_time is None:
                     n_time = nt
                 elif nt != n_time:

@@ -48,6 +48,8 @@ LATE_FRACTION = 0.1
 RATIO_FLOOR = 1e-6
 #: J counts as backflow where J < -BACKFLOW_TOLERANCE (rate units): ignores solver round-off.
 BACKFLOW_TOLERANCE = 1e-10
+#: End of the early window (1/omega_0) of the per-channel columns of :func:`point_table`.
+EARLY_T_END = 5.0
 
 ENHANCEMENT_METRICS = ("mean", "peak", "late")
 ENHANCEMENT_KINDS = ("difference", "ratio")
@@ -72,6 +74,33 @@ _BACKFLOW_TEXT = {
     "backflow_fraction": ("1", "fraction of the window's time with J < 0"),
     "integrated_backflow": ("1", "integrated backflow: trapezoid integral of min(J, 0) over the window"),
     "late_mean_heat_current": ("1", "late-time mean heat current J"),
+}
+
+#: The heat current's two channels (docs/heat-channels.md): J = J_cat + J_deph.
+CHANNELS = {"catalyst": "heat_current_catalyst", "dephasing": "heat_current_dephasing"}
+CHANNEL_METRICS = (
+    "min_heat_current_catalyst",
+    "min_heat_current_dephasing",
+    "integrated_backflow_catalyst",
+    "integrated_backflow_dephasing",
+    "backflow_catalyst_share",
+    "backflow_time_catalyst_dominant",
+    "window_fraction_catalyst_backflow",
+)
+#: The channel metrics :func:`correlation_table` correlates with the enhancement.
+CHANNEL_CORRELATED = ("integrated_backflow_catalyst", "integrated_backflow_dephasing",
+                      "min_heat_current_catalyst", "min_heat_current_dephasing")
+_CHANNEL_TEXT = {
+    "min_heat_current_catalyst": "most negative catalyst-channel heat current J_cat in the window",
+    "min_heat_current_dephasing": "most negative dephasing-channel heat current J_deph in the window",
+    "integrated_backflow_catalyst": "trapezoid integral of min(J_cat, 0) over the window",
+    "integrated_backflow_dephasing": "trapezoid integral of min(J_deph, 0) over the window",
+    "backflow_catalyst_share": "catalyst share of the negative channel contributions while J < 0: "
+                               "int_B min(J_cat, 0) dt / int_B [min(J_cat, 0) + min(J_deph, 0)] dt, "
+                               "B = {t: J < 0} (NaN if no backflow)",
+    "backflow_time_catalyst_dominant": "fraction of the backflow time (J < 0) in which the catalyst channel "
+                                       "is the more negative one, J_cat <= J_deph (NaN if no backflow)",
+    "window_fraction_catalyst_backflow": "fraction of the window's time with J < 0 and J_cat <= J_deph",
 }
 
 
@@ -351,6 +380,68 @@ def backflow_statistics(
     return out
 
 
+def has_channels(ds: xr.Dataset) -> bool:
+    """True when the sweep holds both channels of the heat current (qbcat >= the channel split)."""
+    return all(v in ds.data_vars for v in CHANNELS.values())
+
+
+def channel_statistics(
+    ds: xr.Dataset,
+    *,
+    t_start: float | None = None,
+    t_end: float | None = None,
+    tolerance: float = BACKFLOW_TOLERANCE,
+) -> xr.Dataset:
+    """Which channel carries the backflow, per point and case (dims ``(*axes, case)``).
+
+    J = J_cat + J_deph (``heat_current_catalyst``, ``heat_current_dephasing``). Inside the window
+    [t_start, t_end], with B the backflow times (J < -tolerance):
+
+    - ``min_heat_current_<channel>``, ``integrated_backflow_<channel>`` = int min(J_channel, 0) dt;
+    - ``backflow_catalyst_share`` = int_B min(J_cat, 0) dt / int_B [min(J_cat, 0) + min(J_deph, 0)] dt:
+      the catalyst's part of the negative contributions while the battery receives energy (1: all
+      of it comes through H_int; 0: all through dephasing);
+    - ``backflow_time_catalyst_dominant``: the fraction of B in which J_cat <= J_deph (the catalyst
+      channel is the more negative one, so J < 0 "comes from" it);
+    - ``window_fraction_catalyst_backflow``: the fraction of the whole window with J < -tolerance and
+      J_cat <= J_deph.
+
+    Time fractions are trapezoid integrals of indicators divided by the window length (or by the
+    trapezoid measure of B). A point without backflow has NaN shares.
+    """
+    validate_sweep(ds, ["heat_current", *CHANNELS.values()])
+    lo, hi = resolve_window(ds[TIME].values, t_start, t_end, what="channel window")
+    sel = {TIME: slice(lo, hi)}
+    J = ds["heat_current"].sel(sel)
+    Jc = ds[CHANNELS["catalyst"]].sel(sel)
+    Jd = ds[CHANNELS["dephasing"]].sel(sel)
+    backflow = J < -tolerance
+    dominant = backflow & (Jc <= Jd)
+    neg_c, neg_d = Jc.clip(max=0.0), Jd.clip(max=0.0)
+    out = xr.Dataset()
+    out["min_heat_current_catalyst"] = Jc.min(TIME)
+    out["min_heat_current_dephasing"] = Jd.min(TIME)
+    out["integrated_backflow_catalyst"] = neg_c.integrate(TIME)
+    out["integrated_backflow_dephasing"] = neg_d.integrate(TIME)
+    in_b_c = neg_c.where(backflow, 0.0).integrate(TIME)
+    in_b_all = (neg_c + neg_d).where(backflow, 0.0).integrate(TIME)
+    out["backflow_catalyst_share"] = (in_b_c / in_b_all).where(in_b_all < 0)
+    t_b = backflow.astype(float).integrate(TIME)
+    out["backflow_time_catalyst_dominant"] = (dominant.astype(float).integrate(TIME) / t_b).where(t_b > 0)
+    out["window_fraction_catalyst_backflow"] = dominant.astype(float).integrate(TIME) / (hi - lo)
+    out = out.where(J.notnull().any(TIME))  # a missing point: NaN throughout
+    for name, long_name in _CHANNEL_TEXT.items():  # energies, rates and fractions: all "1" (hbar = omega_0 = 1)
+        out[name].attrs = _attrs("1", long_name)
+    out["integrated_backflow_catalyst"].attrs["comment"] = "energy, hbar*omega_0; more negative = more backflow"
+    out["integrated_backflow_dephasing"].attrs["comment"] = "energy, hbar*omega_0; more negative = more backflow"
+    if "point_id" in ds.data_vars or "point_id" in ds.coords:
+        out = out.assign_coords(point_id=ds["point_id"].assign_attrs(_attrs("1", "point identity")))
+    out.attrs.update(_derived_attrs(ds, f"heat-current channel statistics of sweep {sweep_name(ds)}",
+                                    "qbcat.analysis.channel_statistics"))
+    out.attrs.update(window_start=lo, window_end=hi, backflow_tolerance=tolerance)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Tables and correlations
 
@@ -363,12 +454,16 @@ def point_table(
     late_duration: float | None = None,
     ratio_floor: float = RATIO_FLOOR,
     tolerance: float = BACKFLOW_TOLERANCE,
+    early_t_end: float = EARLY_T_END,
 ) -> pd.DataFrame:
     """One row per catalyzed point of every sweep: axis values, enhancement and backflow metrics.
 
     Columns: ``sweep``, ``point_id`` (if known), one column per swept parameter (NaN where a
     sweep does not vary it), ``{mean,peak,late}_{difference,ratio,catalyzed,baseline}``, the
-    catalyzed backflow metrics under their names and the baseline's as ``baseline_<metric>``.
+    catalyzed backflow metrics under their names and the baseline's as ``baseline_<metric>``;
+    when the sweeps hold the heat current's channels, the catalyzed :func:`channel_statistics`
+    over the averaging window under their names (:data:`CHANNEL_METRICS`) and over the early
+    window [first time, ``early_t_end``] as ``early_<metric>``.
     """
     rows = []
     for name, ds in _named(sweeps):
@@ -379,7 +474,14 @@ def point_table(
                                  tolerance=tolerance)
         cat = _case(bf.reset_coords(drop=True), CATALYZED)
         base = _case(bf.reset_coords(drop=True), BASELINE).rename({m: f"baseline_{m}" for m in BACKFLOW_METRICS})
-        merged = xr.merge([enh.reset_coords(drop=True), cat, base], compat="override")
+        parts = [enh.reset_coords(drop=True), cat, base]
+        if has_channels(ds):
+            time = ds[TIME].values
+            for prefix, window in (("", (t_start, t_end)), ("early_", (time[0], min(early_t_end, time[-1])))):
+                ch = channel_statistics(ds, t_start=window[0], t_end=window[1], tolerance=tolerance)
+                parts.append(_case(ch.reset_coords(drop=True), CATALYZED).rename(
+                    {m: f"{prefix}{m}" for m in CHANNEL_METRICS}))
+        merged = xr.merge(parts, compat="override")
         if "point_id" in enh.coords:
             merged["point_id"] = enh["point_id"]
         df = merged.to_dataframe().reset_index() if axes else pd.DataFrame([{
@@ -436,7 +538,7 @@ def correlate(x: Iterable[float], y: Iterable[float]) -> dict:
 def correlation_table(
     points: pd.DataFrame,
     *,
-    backflow_metrics: Iterable[str] = BACKFLOW_METRICS,
+    backflow_metrics: Iterable[str] | None = None,
     enhancement_metrics: Iterable[str] | None = None,
     pooled: bool = True,
 ) -> pd.DataFrame:
@@ -446,7 +548,11 @@ def correlation_table(
     point once (points shared by several sweeps, same ``point_id``, are counted once).
     Columns: sweep, backflow_metric, enhancement_metric, n, pearson_r, pearson_p, spearman_r,
     spearman_p, p_method, note. Remember: stronger backflow = more negative J metrics.
+    ``backflow_metrics`` defaults to :data:`BACKFLOW_METRICS` and, when the table has them, the
+    per-channel :data:`CHANNEL_CORRELATED` (the backflow of each channel against the enhancement).
     """
+    if backflow_metrics is None:
+        backflow_metrics = [*BACKFLOW_METRICS, *(m for m in CHANNEL_CORRELATED if m in points.columns)]
     if enhancement_metrics is None:
         enhancement_metrics = [f"{m}_{k}" for m in ENHANCEMENT_METRICS for k in ENHANCEMENT_KINDS]
     backflow_metrics, enhancement_metrics = list(backflow_metrics), list(enhancement_metrics)
@@ -485,7 +591,8 @@ def _named(sweeps) -> list[tuple[str, xr.Dataset]]:
 
 
 #: What the science products read from a sweep file (the rest is left on disk).
-PRODUCT_VARIABLES = ("ergotropy", "heat_current", "energy_cat", "point_id")
+PRODUCT_VARIABLES = ("ergotropy", "heat_current", "heat_current_catalyst", "heat_current_dephasing",
+                     "energy_cat", "point_id")
 
 
 def open_sweeps(paths: Iterable[str | os.PathLike],

@@ -50,6 +50,14 @@ VARIABLES = {
     "heat_current": (ENERGY_UNITS, "heat current into the battery",
                      "J = Tr[(d rho_QB/dt)(H_QB + H_drive)] (Eq. 11), d rho/dt from the Lindbladian; "
                      "J < 0 is energy backflow"),
+    "heat_current_catalyst": (ENERGY_UNITS, "heat current into the battery through the catalyst coupling",
+                              "J_cat = Tr[-i[H_int, rho] (H_QB + H_drive)] = <i[H_int, H_QB + H_drive]>: "
+                              "energy flow from the catalyst through H_int; 0 for the uncatalyzed baseline; "
+                              "J = J_cat + J_deph (docs/heat-channels.md)"),
+    "heat_current_dephasing": (ENERGY_UNITS, "heat current into the battery through qubit dephasing",
+                               "J_deph = gamma_D Tr[D[sz](rho) (H_QB + H_drive)] = -2 gamma_D Omega "
+                               "sin(omega_d t) <sx>; all of J for the uncatalyzed baseline "
+                               "(docs/heat-channels.md)"),
     "net_flux": (ENERGY_UNITS, "net energy flux", "Tr[(d rho/dt) H_0(t)] (Eq. 8)"),
     "internal_energy": (ENERGY_UNITS, "battery internal energy",
                         "E = Tr[rho_QB (H_QB + H_drive)]; dE/dt = J + P (Eq. 10)"),
@@ -79,6 +87,9 @@ AGGREGATE_VARIABLES = {
     "sanity_first_law_residual": (ENERGY_UNITS, "first-law residual", "max_t |dE/dt - J - P| (Eq. 10)"),
     "sanity_first_law_residual_rel": ("1", "relative first-law residual",
                                       "first-law residual / (max|J| + max|P|)"),
+    "sanity_heat_channel_residual": (ENERGY_UNITS, "heat-channel closure residual",
+                                     "max_t |J_cat + J_deph - J|: the two channels of the heat current "
+                                     "add up to J (round-off only)"),
     "sanity_ok": ("1", "point within the sanity bounds",
                   "1: every sanity number within the bounds of the global attribute sanity_bounds; "
                   "0: at least one broken (see the aggregation log); -1: missing point"),

@@ -56,6 +56,35 @@ def rate_operators(model, B0, B1):
     return C0, C1, C2
 
 
+def channel_operators(model) -> dict:
+    """Time-independent operators of the two channels of the heat current J (docs/heat-channels.md).
+
+    With h(t) = H_QB + s(t) sx the battery's Hamiltonian, J = Tr[L_t(rho) h(t)] splits into
+
+        J_cat   = Tr[-i[H_int, rho] h(t)] = <i[H_int, h(t)]> = <Jc0> + s(t) <Jc1>,
+                  Jc0 = i[H_int, H_QB],  Jc1 = i[H_int, sx];
+        J_deph  = gamma_D Tr[D[sz](rho) h(t)] = gamma_D <sz h sz - h> = -2 gamma_D s(t) <sx>,
+
+    the other terms giving nothing: Tr[-i[h, rho] h] = 0 (cyclic trace), and H_cat and D[a] act on
+    the catalyst only, so they commute with h. Returns {"Jc0", "Jc1"} for a catalyzed model and {}
+    for the baseline (no H_int: its catalyst channel is zero); the dephasing channel needs no
+    operator of its own (it is -2 gamma_D s(t) times the Bloch x component).
+    """
+    if not model.catalyst:
+        return {}
+    X = model.drive_op
+    return {
+        "Jc0": 1j * (model.H_int * model.H_QB - model.H_QB * model.H_int),
+        "Jc1": 1j * (model.H_int * X - X * model.H_int),
+    }
+
+
+def dephasing_heat_current(gamma_D: float, s, bloch_x):
+    """J_deph = gamma_D Tr[D[sz](rho) (H_QB + s sx)] = -2 gamma_D s <sx>: D^dag[sz] keeps sz (and
+    H_QB) and flips sx, sz sx sz = -sx."""
+    return -2.0 * gamma_D * np.asarray(s) * np.asarray(bloch_x)
+
+
 def ergotropy_qubit(x, y, z, omega_a: float, trace=1.0):
     """Ergotropy of a qubit with Bloch vector (x, y, z) under H = omega_a/2 sz (Eq. 6).
 

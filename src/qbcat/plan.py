@@ -70,6 +70,8 @@ class ProductPlan:
     def targets(self) -> list[str]:
         """The final outputs the products add to `snakemake` (rule all)."""
         files = [f for paths in self.products_by_rule.values() for f in paths]
+        # each checked point's figure (beside its table; not a shared product)
+        files += [f"results/convergence/{pid}.png" for pid in self.convergence_points]
         return files + ([CONV_VERDICT] if self.convergence_points else [])
 
     @property
@@ -268,7 +270,8 @@ def claims_thresholds(config: Mapping) -> dict:
 def products_by_rule(enabled: bool, paper: list, maps: list, steady: Mapping, conv_points: Mapping) -> dict:
     """Every shared product file, by the rule that makes it."""
     return {
-        "paper_figures": expand("results/figures/{fig}.{ext}", fig=["fig2", "fig3"], ext=FIGURE_FORMATS)
+        "paper_figures": expand("results/figures/{fig}.{ext}", fig=["fig2", "fig3", "fig3_channels"],
+                                ext=FIGURE_FORMATS)
         if paper else [],
         "enhancement": expand("results/analysis/enhancement_{sweep}.nc", sweep=maps),
         "enhancement_figure": expand("results/figures/enhancement_{sweep}.{ext}", sweep=maps, ext=FIGURE_FORMATS),
@@ -278,8 +281,8 @@ def products_by_rule(enabled: bool, paper: list, maps: list, steady: Mapping, co
         "convergence_summary": [CONV_TABLE, CONV_DETAILS] if conv_points else [],
         "convergence_figure": expand("results/figures/convergence.{ext}", ext=FIGURE_FORMATS)
         if conv_points else [],
-        "steady_map": expand("results/analysis/steady_{name}.nc", name=steady)
-        + expand("results/figures/steady_{name}.{ext}", name=steady, ext=FIGURE_FORMATS),
+        "steady_map": expand("results/analysis/steady_{name}.nc", name=steady),
+        "steady_figure": expand("results/figures/steady_{name}.{ext}", name=steady, ext=FIGURE_FORMATS),
         "steady_compare": expand("results/analysis/steady_vs_trajectory_{name}.csv", name=steady),
         "claims": ["results/claims.md"] if enabled else [],
     }

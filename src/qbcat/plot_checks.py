@@ -1,7 +1,10 @@
 """Figures of the convergence checks (qbcat.convergence) and of steady-state maps (qbcat.steady).
 
 Units: hbar = omega_0 = 1, so energies are in hbar omega_0, times in 1/omega_0, and the heat
-current in hbar omega_0^2. Figures are written atomically (temporary file, then renamed).
+current in hbar omega_0^2. The style, labels and saving are those of the paper figures
+(:mod:`qbcat.plots`: ``STYLE``, ``param_label``, ``save_figure``), so every figure of a run looks
+alike and honours ``plots.dpi``. Each ``figure_*`` returns a Figure (for checks and tests); each
+``plot_*`` draws and writes it atomically.
 """
 
 from __future__ import annotations
@@ -13,43 +16,48 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.colors  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import plots  # noqa: E402
+from .atomic import write_text  # noqa: E402
 from .convergence import OBSERVABLES, summary, verdicts  # noqa: E402
-from .atomic import atomic_output, write_text
 
-FONT = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9}
 COLORS = {"ergotropy": "C0", "heat_current": "C1", "energy_cat": "C2"}
 LABELS = {
-    "ergotropy": r"ergotropy $\mathcal{E}$ [$\hbar\omega_0$]",
-    "heat_current": r"heat current $J$ [$\hbar\omega_0^2$]",
-    "energy_cat": r"catalyst energy $E_\mathrm{cat}$ [$\hbar\omega_0$]",
+    "ergotropy": (r"ergotropy $\mathcal{E}$", r"$\hbar\omega_0$"),
+    "heat_current": (r"heat current $J$", r"$\hbar\omega_0^2$"),
+    "energy_cat": (r"catalyst energy $E_\mathrm{cat}$", r"$\hbar\omega_0$"),
 }
-FREQUENCY_LIKE = {"omega_a", "omega_c", "g", "Omega", "omega_d", "kappa_1", "gamma_D"}
 METHOD_MARKERS = {"adams": "o", "bdf": "s", "dop853": "^", "lsoda": "v", "vern7": "D", "vern9": "P", "tsit5": "X"}
 FLOOR = 1e-16  # exact agreement (deviation 0) is drawn here on a log axis
+DEVIATION_LABEL = r"$\mathrm{max}_t\,|X - X_\mathrm{ref}|$"
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Save ``fig`` to ``path`` atomically (format from the suffix) and close it."""
+def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """Save ``fig`` to ``path`` (format from the suffix) with :func:`qbcat.plots.save_figure`
+    (atomic, the one style), at ``dpi``, and close it."""
     path = Path(path)
     try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        plots.save_figure(fig, path, formats=(path.suffix.lstrip(".") or "png",), dpi=dpi)
     finally:
         plt.close(fig)
     return path
 
 
 def axis_label(name: str) -> str:
-    """A swept parameter's axis label with its unit (frequencies and rates in omega_0)."""
-    if name in FREQUENCY_LIKE:
-        return f"{name} [$\\omega_0$]"
+    """A swept parameter's axis label with its unit, as in the paper figures."""
     if name == "t_max":
-        return f"{name} [$1/\\omega_0$]"
-    return name
+        return r"$t_\mathrm{max}$ ($1/\omega_0$)"
+    return plots.param_label(name)
+
+
+def _deviation_label(names) -> str:
+    units = {LABELS[n][1] for n in names if n in LABELS}
+    unit = units.pop() if len(units) == 1 else r"$\hbar\omega_0$; $\hbar\omega_0^2$ for $J$"
+    return f"{DEVIATION_LABEL} ({unit})"
 
 
 def plot_cutoff(table: pd.DataFrame, ax=None):
@@ -64,20 +72,20 @@ def plot_cutoff(table: pd.DataFrame, ax=None):
     for name in names:
         r = rows[rows["observable"] == name].sort_values("n_fock")
         c = COLORS[name]
-        ax.semilogy(r["n_fock"], np.maximum(r["max_deviation"], FLOOR), "o-", color=c, label=name)
+        ax.semilogy(r["n_fock"], np.maximum(r["max_deviation"], FLOOR), "o-", ms=4, color=c, label=LABELS[name][0])
         if not same_threshold:
-            ax.semilogy(r["n_fock"], r["threshold"], "--", color=c, lw=1, label=f"{name} threshold")
+            ax.semilogy(r["n_fock"], r["threshold"], "--", color=c, lw=1, label=f"{LABELS[name][0]} threshold")
     if same_threshold:
         ax.axhline(rows["threshold"].iloc[0], color="k", ls="--", lw=1, label="threshold (all)")
     study = rows.loc[rows["required"], "n_fock"].unique()
     for n in study:
-        ax.axvline(n, color="0.4", ls=":", lw=1.2, label=f"study n_fock = {int(n)}")
+        ax.axvline(n, color="0.4", ls=":", lw=1.2, label=f"study cutoff $n_\\mathrm{{Fock}}$ = {int(n)}")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel(r"photon cutoff $n_\mathrm{fock}$ (levels 0 .. $n_\mathrm{fock}-1$)")
-    ax.set_ylabel(r"max$_t$ |X - X$_\mathrm{ref}$|  [$\hbar\omega_0$; $\hbar\omega_0^2$ for J]")
-    ax.set_title(f"photon cutoff, against {rows['reference'].iloc[0]}")
+    ax.set_xlabel(r"photon cutoff $n_\mathrm{Fock}$ (levels 0 .. $n_\mathrm{Fock}-1$)")
+    ax.set_ylabel(_deviation_label(names))
+    ax.set_title(f"photon cutoff, against {rows['reference'].iloc[0]}", loc="left")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(ncol=2)
+    ax.legend(ncols=2, loc="best")
     return ax
 
 
@@ -95,31 +103,69 @@ def plot_tolerance(table: pd.DataFrame, axes=None):
         for method in dict.fromkeys(r["method"]):
             m = r[r["method"] == method].sort_values("rtol")
             ax.loglog(m["rtol"], np.maximum(m["max_deviation"], FLOOR), marker=METHOD_MARKERS.get(method, "o"),
-                      label=method)
+                      ms=4, label=method)
         if not r.empty:
             ax.axhline(r["threshold"].iloc[0], color="k", ls="--", lw=1, label="threshold")
-            ax.set_title(f"{name}\nagainst {r['reference'].iloc[0]}", fontsize=10)
-        ax.set_xlabel("relative tolerance rtol (atol as configured)")
-        ax.set_ylabel(r"max$_t$ |X - X$_\mathrm{ref}$|  [" + LABELS[name].split("[")[1])
+            ax.set_title(LABELS[name][0], fontsize=8)
+        ax.set_xlabel("relative tolerance rtol\n(atol as configured)")
+        ax.set_ylabel(_deviation_label([name]))
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend()
+        ax.legend(loc="best")
     return axes
 
 
-def plot_checks(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+def figure_checks(table: pd.DataFrame):
     """One figure: the cutoff panel on top, the tolerance panels below, the verdicts as a caption."""
-    with plt.rc_context(FONT):
-        fig = plt.figure(figsize=(13, 8.5), layout="constrained")
+    with plt.rc_context(plots.STYLE):
+        fig = plt.figure(figsize=(7.2, 6.4), layout="constrained")
         top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1])
         plot_cutoff(table, top.subplots(1, 1))
         names = [o for o in OBSERVABLES if o in set(table.loc[table["check"] == "tolerance", "observable"])]
         plot_tolerance(table, bottom.subplots(1, max(len(names), 1), squeeze=False)[0])
+        reference = table.loc[table["check"] == "tolerance", "reference"]
+        if len(reference):
+            bottom.suptitle(f"solver tolerance, against {reference.iloc[0]}", fontsize=9, x=0.02, ha="left")
         v = verdicts(table)
         status = "PASS" if len(v) and v["passed"].all() else "FAIL"
         fig.suptitle(f"convergence checks: {status}  (" + ", ".join(
             f"{r.check} {'PASS' if r.passed else 'FAIL'}" for r in v.itertuples()) + ")",
             color="k" if status == "PASS" else "red", fontweight="bold")
-    return save_figure(fig, path)
+    return fig
+
+
+def plot_checks(table: pd.DataFrame, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """:func:`figure_checks` written to ``path`` (format from the suffix) at ``dpi``."""
+    return save_figure(figure_checks(table), path, dpi=dpi)
+
+
+def figure_convergence_overview(table: pd.DataFrame):
+    """Every check of every point as one bar: its worst required deviation / threshold (log x).
+
+    ``table``: the workflow's combined pass/fail table (one row per point and check)."""
+    ratio = (table["worst_deviation"] / table["threshold"]).to_numpy(dtype=float)
+    failed_run = ~np.isfinite(ratio)
+    shown = np.clip(np.where(failed_run, 1e3, ratio), 1e-6, 1e3)
+    fail = (table["verdict"] == "FAIL").to_numpy()
+    n_fail = int(fail.sum())
+    with plt.rc_context(plots.STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 1.6 + 0.22 * len(table)), layout="constrained")
+        y = np.arange(len(table))[::-1]
+        ax.barh(y, shown, left=1e-6, color=np.where(fail, "#d62728", "#2ca02c"), height=0.7)
+        ax.set_xscale("log")
+        ax.set_xlim(1e-6, 2e3)
+        ax.axvline(1.0, color="k", ls="--", lw=1, label="threshold (deviation = threshold)")
+        for yy, is_bad, r, exact in zip(y, failed_run, shown, ratio == 0):
+            if is_bad or exact:
+                ax.text(r, yy, " run failed" if is_bad else " 0 (identical)", va="center", fontsize=7,
+                        color="#d62728" if is_bad else "k")
+        ax.set_yticks(y, [f"{lab} [{chk}]" for lab, chk in zip(table["label"], table["check"])], fontsize=7)
+        ax.set_xlabel(f"worst required {DEVIATION_LABEL} / threshold (log; < 1 passes)")
+        status = f"FAIL: {n_fail} of {len(table)} checks" if n_fail else f"PASS: all {len(table)} checks"
+        ax.set_title(f"convergence checks at {table['point_id'].nunique()} points: {status}",
+                     color="#d62728" if n_fail else "k", fontweight="bold")
+        ax.legend(loc="lower right", fontsize=7)
+        ax.grid(True, axis="x", which="major", alpha=0.3)
+    return fig
 
 
 def write_summary(table: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -127,40 +173,108 @@ def write_summary(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     return write_text(summary(table) + "\n", path)
 
 
-def plot_steady_map(ds, path: str | os.PathLike, variable: str = "ergotropy") -> Path:
-    """Period-averaged asymptotic ``variable`` of a steady map: lines per case over a 1-D axis, or
-    one colour map per case over the first two axes (other axes at their first value)."""
+#: Steady-map variables: (symbol, unit) for the axis and colour-bar labels.
+STEADY_LABELS = {
+    "ergotropy": (r"$\bar{\mathcal{E}}$", r"$\hbar\omega_0$"),
+    "energy_qb": (r"$\bar{E}_\mathrm{QB}$", r"$\hbar\omega_0$"),
+    "energy_cat": (r"$\bar{E}_\mathrm{cat}$", r"$\hbar\omega_0$"),
+    "heat_current": (r"$\bar{J}$", r"$\hbar\omega_0^2$"),
+    "heat_current_catalyst": (r"$\bar{J}_\mathrm{cat}$", r"$\hbar\omega_0^2$"),
+    "heat_current_dephasing": (r"$\bar{J}_\mathrm{deph}$", r"$\hbar\omega_0^2$"),
+    "power": (r"$\bar{P}$", r"$\hbar\omega_0^2$"),
+    "net_flux": (r"$\bar{F}$", r"$\hbar\omega_0^2$"),
+    "relaxation_time": (r"$\tau$", r"$1/\omega_0$"),
+}
+
+
+def _steady_label(ds, variable: str) -> str:
+    symbol, unit = STEADY_LABELS.get(variable, (variable.replace("_", r"\_"), "1"))
+    name = str(ds[variable].attrs.get("long_name", variable))
+    name = name.replace("period-averaged asymptotic ", "")
+    return f"{name} {symbol} ({unit})" if unit != "1" else f"{name} {symbol}"
+
+
+def _map_panel(fig, ax, ds, axes, z, label, norm, cmap, title):
+    """One colour map over the first two axes (cell edges and ticks as the enhancement maps)."""
+    xv, yv = ds[axes[0]].values, ds[axes[1]].values
+    xlog, ylog = plots.is_log_spaced(xv), plots.is_log_spaced(yv)
+    ox, oy = np.argsort(xv), np.argsort(yv)
+    z = z[np.ix_(oy, ox)]
+    mesh = ax.pcolormesh(plots.cell_edges(xv[ox], xlog), plots.cell_edges(yv[oy], ylog), np.ma.masked_invalid(z),
+                         cmap=plt.get_cmap(cmap).with_extremes(bad="0.75"), norm=norm, shading="flat")
+    if xlog:
+        ax.set_xscale("log")
+    if ylog:
+        ax.set_yscale("log")
+    plots._value_ticks(ax, "x", xv, xlog)
+    plots._value_ticks(ax, "y", yv, ylog)
+    if z.size <= 64:  # small maps: each cell's value
+        for iy, yy in enumerate(yv[oy]):
+            for ix, xx in enumerate(xv[ox]):
+                if np.isfinite(z[iy, ix]):
+                    v = norm(z[iy, ix])
+                    dark = abs(v - 0.5) > 0.3 if cmap == "RdBu_r" else v < 0.55  # viridis: dark when low
+                    ax.text(xx, yy, f"{z[iy, ix]:.2g}", ha="center", va="center", fontsize=6.5,
+                            color="white" if dark else "black")
+    ax.set_xlabel(axis_label(axes[0]))
+    ax.set_ylabel(axis_label(axes[1]))
+    ax.set_title(title, loc="right")
+    fig.colorbar(mesh, ax=ax, label=label)
+
+
+def figure_steady_map(ds, variable: str = "ergotropy"):
+    """Period-averaged asymptotic ``variable`` of a steady map (no transient).
+
+    1-D map: one line per case. 2-D (first two axes; others at their first value): the catalyzed
+    map and its difference from the uncatalyzed baseline; the baseline gets a map of its own only
+    when it varies over the map (a qubit-only baseline does not depend on catalyst parameters,
+    so its value is then quoted in the difference panel's title instead)."""
     axes = ds.attrs["sweep_axes"].split()
     da = ds[variable]
-    unit = {"heat_current": r"$\hbar\omega_0^2$", "power": r"$\hbar\omega_0^2$",
-            "net_flux": r"$\hbar\omega_0^2$", "relaxation_time": r"$1/\omega_0$"}.get(variable, r"$\hbar\omega_0$")
-    if variable.startswith("bloch") or variable.startswith("n_") or variable.startswith("sanity"):
-        unit = "1"
-    label = f"{da.attrs.get('long_name', variable)} [{unit}]"
-    with plt.rc_context(FONT):
+    label = _steady_label(ds, variable)
+    cases = [str(c) for c in ds["case"].values]
+    with plt.rc_context(plots.STYLE):
         if len(axes) == 1:
-            fig, ax = plt.subplots(figsize=(6, 4.2), layout="constrained")
+            fig, ax = plt.subplots(figsize=(3.6, 2.9), layout="constrained")
             x = ds[axes[0]].values
-            for case in ds["case"].values:
-                ax.plot(x, da.sel(case=case).values, "o-", label=str(case))
+            for case in cases:
+                style = dict(color=plots.BASELINE_COLOR, ls="--") if case == "baseline" else dict(color="C0")
+                ax.plot(x, da.sel(case=case).values, marker="o", ms=3,
+                        label="uncatalyzed" if case == "baseline" else case, **style)
             ax.set_xlabel(axis_label(axes[0]))
             ax.set_ylabel(label)
             ax.grid(True, alpha=0.3)
-            ax.legend(title="case")
+            ax.legend(loc="best")
         else:
-            extra = {a: 0 for a in axes[2:]}
-            cases = list(ds["case"].values)
-            fig, axs = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), 4.2), layout="constrained",
-                                    squeeze=False)
-            sub = da.isel(extra) if extra else da
-            vmin, vmax = float(np.nanmin(sub.values)), float(np.nanmax(sub.values))
-            for ax, case in zip(axs[0], cases):
-                z = sub.sel(case=case).transpose(axes[1], axes[0]).values
-                mesh = ax.pcolormesh(ds[axes[0]].values, ds[axes[1]].values, z, shading="nearest",
-                                     vmin=vmin, vmax=vmax)
-                ax.set_xlabel(axis_label(axes[0]))
-                ax.set_ylabel(axis_label(axes[1]))
-                ax.set_title(str(case))
-            fig.colorbar(mesh, ax=axs[0].tolist(), label=label)
-        fig.suptitle(f"steady state (period average, no transient): {variable}")
-    return save_figure(fig, path)
+            sub = da.isel({a: 0 for a in axes[2:]}) if len(axes) > 2 else da
+            cat = sub.sel(case="catalyzed").transpose(axes[1], axes[0]).values
+            base = sub.sel(case="baseline").transpose(axes[1], axes[0]).values if "baseline" in cases else None
+            panels = [("catalyzed", cat, label, "viridis")]
+            uniform = base is not None and np.nanmax(base) - np.nanmin(base) <= 1e-9 * max(
+                1.0, float(np.nanmax(np.abs(base))))
+            if base is not None and not uniform:
+                panels.append(("uncatalyzed", base, label, "viridis"))
+            if base is not None:
+                title = "catalyzed $-$ uncatalyzed"
+                if uniform:
+                    title += f"\n(uncatalyzed: {float(np.nanmean(base)):.3g} at every cell)"
+                panels.append((title, cat - base, f"difference of {label}", "RdBu_r"))
+            fig = plt.figure(figsize=(3.6 * len(panels), 3.0), layout="constrained")
+            axs = fig.subplots(1, len(panels), squeeze=False)[0]
+            lo = float(np.nanmin([np.nanmin(p[1]) for p in panels if p[3] == "viridis"]))
+            hi = float(np.nanmax([np.nanmax(p[1]) for p in panels if p[3] == "viridis"]))
+            for k, (ax, (title, z, lab, cmap)) in enumerate(zip(axs, panels)):
+                if cmap == "RdBu_r":
+                    half = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+                    norm = matplotlib.colors.Normalize(-max(half, 1e-12), max(half, 1e-12))
+                else:
+                    norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-12)
+                _map_panel(fig, ax, ds, axes, z, lab, norm, cmap, title)
+                plots.panel_letter(ax, "abcdefgh"[k], x=-0.25)
+        fig.suptitle("periodic steady state (period average, no transient)", fontsize=9)
+    return fig
+
+
+def plot_steady_map(ds, path: str | os.PathLike, variable: str = "ergotropy", dpi: int = 150) -> Path:
+    """:func:`figure_steady_map` written to ``path`` (format from the suffix) at ``dpi``."""
+    return save_figure(figure_steady_map(ds, variable), path, dpi=dpi)

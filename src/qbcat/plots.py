@@ -12,6 +12,7 @@ the catalyst energy green dashed, as in the paper.
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,22 +144,77 @@ def _grid(n: int, ncols: int = 2):
 # Fig. 2 and Fig. 3 of the paper
 
 
-def _plot_value_curves(ax, ds, var, axis, colors, with_baseline=True):
-    """Catalyzed ``var`` for each value (rank colours) and the baseline; returns legend handles."""
+#: Fig. 2's curves: the period-averaged envelope (default), the raw curves, or both (raw faint).
+CURVES = ("period_mean", "raw", "both")
+
+
+def period_mean(t, y, period: float) -> np.ndarray:
+    """Running mean of ``y`` over one drive period centred on each time (shorter at the ends),
+
+        ybar(t) = 1/(b - a) int_a^b y dt',  a = max(t - T/2, t_0),  b = min(t + T/2, t_end),
+
+    from the cumulative trapezoid integral (any grid). It removes the oscillation at the drive
+    frequency and keeps the slower envelope; ``y`` may have leading axes (time last).
+    """
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if not (np.isfinite(period) and period > 0):
+        raise ValueError(f"period_mean: period must be > 0, got {period}")
+    cum = np.concatenate([np.zeros(y.shape[:-1] + (1,)),
+                          np.cumsum(0.5 * (y[..., 1:] + y[..., :-1]) * np.diff(t), axis=-1)], axis=-1)
+    a = np.maximum(t - period / 2, t[0])
+    b = np.minimum(t + period / 2, t[-1])
+    flat = cum.reshape(-1, t.size)
+    out = np.array([(np.interp(b, t, c) - np.interp(a, t, c)) / (b - a) for c in flat])
+    return out.reshape(y.shape)
+
+
+def drive_period(ds: xr.Dataset, axis: str, value) -> float:
+    """2 pi / omega_d of a sweep's point (omega_d swept, a sweep attribute, or the default)."""
+    if axis == "omega_d":
+        omega_d = float(value)
+    else:
+        from .params import PARAMETERS
+
+        omega_d = float(ds.attrs.get("omega_d", PARAMETERS["omega_d"].default))
+    return 2 * np.pi / omega_d if omega_d > 0 else np.nan
+
+
+def _curve(ds, da, axis, value, curves):
+    """(raw, shown): the curve as stored and as drawn (its period mean unless curves == 'raw')."""
+    raw = np.asarray(da.values, dtype=float)
+    if curves == "raw":
+        return raw, raw
+    T = drive_period(ds, axis, value)
+    return raw, (period_mean(ds[TIME].values, raw, T) if np.isfinite(T) else raw)
+
+
+def _plot_value_curves(ax, ds, var, axis, colors, with_baseline=True, curves="raw"):
+    """Catalyzed ``var`` for each value (rank colours) and the baseline; returns legend handles.
+
+    ``curves``: "raw" draws the stored curves; "period_mean" their running mean over one drive
+    period (:func:`period_mean`); "both" the mean over the raw curve drawn faint."""
     handles = []
+    t = ds[TIME].values
+
+    def draw(da, value, **style):
+        raw, shown = _curve(ds, da, axis, value, curves)
+        if curves == "both":
+            ax.plot(t, raw, color=style["color"], ls=style.get("ls", "-"), lw=0.5, alpha=0.3)
+        return ax.plot(t, shown, **style)[0]
+
     for k, v in enumerate(ds[axis].values):
-        cat = ds[var].sel({axis: v, CASE: CATALYZED})
-        (line,) = ax.plot(ds[TIME], cat, color=colors[k], label=value_label(axis, v))
-        handles.append(line)
+        handles.append(draw(ds[var].sel({axis: v, CASE: CATALYZED}), v, color=colors[k],
+                            label=value_label(axis, v)))
     if with_baseline:
         base = ds[var].sel({CASE: BASELINE})
         if _baselines_identical(base):
-            (line,) = ax.plot(ds[TIME], base.isel({axis: 0}), color=BASELINE_COLOR, ls="--", lw=1.2,
-                              label="uncatalyzed")
-            handles.append(line)
+            v0 = ds[axis].values[0]
+            handles.append(draw(base.isel({axis: 0}), v0, color=BASELINE_COLOR, ls="--", lw=1.2,
+                                label="uncatalyzed"))
         else:  # the baseline changes with the swept value (e.g. gamma_D): one dashed curve per value
             for k, v in enumerate(ds[axis].values):
-                ax.plot(ds[TIME], base.sel({axis: v}), color=colors[k], ls="--", lw=0.9)
+                draw(base.sel({axis: v}), v, color=colors[k], ls="--", lw=0.9)
             handles.append(Line2D([], [], color="0.3", ls="--", lw=0.9,
                                   label="uncatalyzed (dashed)"))
     return handles
@@ -168,6 +224,7 @@ def figure_ergotropy(
     sweeps: Sequence[xr.Dataset],
     *,
     catalyst_axis: str = "twin",
+    curves: str = "period_mean",
     letters: str = string.ascii_lowercase,
     ncols: int = 2,
 ) -> Figure:
@@ -175,9 +232,15 @@ def figure_ergotropy(
 
     One 1-D sweep per panel (the paper: omega_c, g, kappa_1, gamma_D). ``catalyst_axis`` is
     ``"twin"`` (E_cat on a right-hand axis, its own scale) or ``"same"`` (same axis as E).
+    ``curves`` (:data:`CURVES`): the catalyzed ergotropy oscillates at the drive frequency, so the
+    raw curves of several values fill a band; "period_mean" (default) draws every curve as its
+    running mean over one drive period (:func:`period_mean`), "raw" the stored curves, "both"
+    the mean over the faint raw curve.
     """
     if catalyst_axis not in ("twin", "same"):
         raise ValueError(f"catalyst_axis={catalyst_axis!r}: use 'twin' or 'same'")
+    if curves not in CURVES:
+        raise ValueError(f"curves={curves!r}: use one of {', '.join(CURVES)}")
     if not sweeps:
         raise ValueError("figure_ergotropy: no sweeps given")
     for ds in sweeps:
@@ -192,12 +255,12 @@ def figure_ergotropy(
             axis = _one_axis(ds)
             ds = _sorted(ds, axis)
             colors = value_colors(ds.sizes[axis])
-            handles = _plot_value_curves(ax, ds, "ergotropy", axis, colors)
+            handles = _plot_value_curves(ax, ds, "ergotropy", axis, colors, curves=curves)
             cax = ax.twinx() if catalyst_axis == "twin" else ax
             greens = value_colors(ds.sizes[axis], CATALYST_CMAP, (0.55, 0.95))
             for j, v in enumerate(ds[axis].values):
-                cax.plot(ds[TIME], ds["energy_cat"].sel({axis: v, CASE: CATALYZED}), color=greens[j],
-                         ls=(0, (4, 2)), lw=0.9)
+                _, shown = _curve(ds, ds["energy_cat"].sel({axis: v, CASE: CATALYZED}), axis, v, curves)
+                cax.plot(ds[TIME], shown, color=greens[j], ls=(0, (4, 2)), lw=0.9)
             notes = (["right axis"] if catalyst_axis == "twin" else []) + (
                 ["darker = larger value"] if ds.sizes[axis] > 1 else [])
             label = r"$E_\mathrm{cat}$" + (f" ({', '.join(notes)})" if notes else "")
@@ -215,6 +278,9 @@ def figure_ergotropy(
                 ax.set_ylabel(r"$\mathcal{E}$, $E_\mathrm{cat}$ ($\hbar\omega_0$)")
             legend_above(ax, handles)
             panel_letter(ax, letters[k], y=1.02)
+        if curves != "raw":
+            fig.suptitle(r"every curve: running mean over one drive period $2\pi/\omega_d$"
+                         + (" (raw curves faint)" if curves == "both" else ""), fontsize=8)
     return fig
 
 
@@ -264,6 +330,58 @@ def figure_heat_current(
     return fig
 
 
+CHANNEL_LABELS = {
+    "heat_current_catalyst": r"catalyst channel $J_\mathrm{cat}$ ($\hbar\omega_0^2$)",
+    "heat_current_dephasing": r"dephasing channel $J_\mathrm{deph}$ ($\hbar\omega_0^2$)",
+}
+
+
+def figure_heat_current_channels(
+    sweeps: Sequence[xr.Dataset],
+    *,
+    t_end: float = 5.0,
+    letters: str = string.ascii_lowercase,
+    ncols: int = 2,
+) -> Figure:
+    """Fig. 3 by channel: J = J_cat + J_deph (docs/heat-channels.md) in the early window [0, t_end].
+
+    Each panel is two stacked axes on the same J scale: the catalyst channel J_cat (energy from
+    the catalyst through H_int, top) and the dephasing channel J_deph (bottom), per swept value
+    (the rank colours of Fig. 3); the bottom axes also show the uncatalyzed baseline, whose J is
+    all dephasing (its J_cat is 0). A grey line marks 0: below it the channel feeds the battery.
+    """
+    if not sweeps:
+        raise ValueError("figure_heat_current_channels: no sweeps given")
+    names = list(CHANNEL_LABELS)
+    for ds in sweeps:
+        analysis.validate_sweep(ds, names)
+        t = ds[TIME].values
+        if not (t_end > t[0] and np.sum(t <= t_end) >= 2):
+            raise ValueError(f"t_end={t_end} must lie inside the run (time from {t[0]} to {t[-1]})")
+    nrows, nc = _grid(len(sweeps), ncols)
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(3.6 * nc, 3.9 * nrows), layout="constrained")
+        outer = fig.add_gridspec(nrows, nc)
+        for k, ds in enumerate(sweeps):
+            axis = _one_axis(ds)
+            ds = _sorted(ds, axis).sel({TIME: slice(None, t_end)})
+            colors = value_colors(ds.sizes[axis])
+            inner = outer[k // nc, k % nc].subgridspec(2, 1, hspace=0.05)
+            top = fig.add_subplot(inner[0])
+            bottom = fig.add_subplot(inner[1], sharex=top, sharey=top)
+            handles = _plot_value_curves(top, ds, names[0], axis, colors, with_baseline=False)
+            handles += _plot_value_curves(bottom, ds, names[1], axis, colors)[ds.sizes[axis]:]  # the baseline
+            for a, name in zip((top, bottom), names):
+                a.axhline(0.0, color="0.5", lw=0.6, zorder=0)
+                a.set_ylabel(CHANNEL_LABELS[name])
+            top.tick_params(labelbottom=False)
+            bottom.set_xlabel(TIME_LABEL)
+            bottom.set_xlim(float(ds[TIME][0]), float(ds[TIME][-1]))
+            legend_above(top, handles)
+            panel_letter(top, letters[k], x=-0.16, y=1.05)
+    return fig
+
+
 # ----------------------------------------------------------------------------------------------
 # Enhancement maps (2-D sweeps)
 
@@ -289,7 +407,7 @@ def _value_ticks(ax, which: str, values, log: bool):
     v = np.sort(np.asarray(values, dtype=float))
     if v.size > 8:  # too many to label each: keep every k-th
         v = v[:: int(np.ceil(v.size / 8))]
-    axis.set_ticks(v, labels=[f"{x:g}" for x in v])
+    axis.set_ticks(v, labels=[f"{x:.3g}" for x in v])
     axis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
@@ -321,6 +439,23 @@ def cell_edges(values, log: bool) -> np.ndarray:
     return np.exp(e) if log else e
 
 
+def _ratio_undefined_note(ax, enh: xr.Dataset, metric: str, letter: str) -> None:
+    """In place of a ratio map that is mostly undefined: why, with the baseline's numbers."""
+    base = np.asarray(enh[f"{metric}_baseline"].values, dtype=float)
+    floor = float(enh.attrs.get("ratio_floor", analysis.RATIO_FLOOR))
+    small = int(np.sum(np.abs(base) <= floor))
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, f"{METRIC_TITLES.get(metric, metric)}: ratio not shown\n\n"
+            f"the uncatalyzed {METRIC_TITLES.get(metric, metric)} ergotropy is\n"
+            f"$\\leq$ {floor:g} at {small} of {base.size} cells\n"
+            f"(largest: {np.nanmax(np.abs(base)):.2g} $\\hbar\\omega_0$),\n"
+            "so catalyzed / uncatalyzed is undefined there;\n"
+            "the difference map beside it is then the\ncatalyzed value itself",
+            transform=ax.transAxes, ha="center", va="center", fontsize=8,
+            bbox=dict(facecolor="0.95", edgecolor="0.6", boxstyle="round,pad=0.6"))
+    panel_letter(ax, letter, x=-0.2)
+
+
 def figure_enhancement_map(
     enh: xr.Dataset,
     *,
@@ -333,8 +468,9 @@ def figure_enhancement_map(
     """Heat maps of an enhancement dataset of a 2-D sweep: one row per metric, one column per kind.
 
     Differences use a diverging colormap centred on 0, ratios one centred on 1 (white = no
-    enhancement). NaN cells (ratio with a ~0 baseline) are grey. An axis whose values are
-    log-spaced is drawn on a log scale.
+    enhancement). NaN cells (ratio with a ~0 baseline) are grey; a ratio map undefined at more
+    than half of its cells (late times, when the baseline has decayed to ~0) is replaced by a
+    note giving the baseline's size. An axis whose values are log-spaced is drawn on a log scale.
     """
     axes = analysis.sweep_axes(enh)
     if len(axes) != 2:
@@ -359,6 +495,10 @@ def figure_enhancement_map(
                 ax = axs[i, j]
                 da = enh[f"{m}_{kd}"].transpose(y, x)
                 z = np.asarray(da.values, dtype=float)[np.ix_(oy, ox)]
+                if kd == "ratio" and np.mean(~np.isfinite(z)) > 0.5:  # a grey square says nothing
+                    _ratio_undefined_note(ax, enh, m, letters[n])
+                    n += 1
+                    continue
                 if kd == "ratio":
                     norm, ticks = _ratio_norm(z)
                 else:
@@ -437,28 +577,96 @@ def figure_backflow_scatter(
         ylabel = r"$\mathcal{E}_\mathrm{cat}-\mathcal{E}_\mathrm{base}$ ($\hbar\omega_0$)"
     ylabel = f"{METRIC_TITLES.get(metric, metric)} enhancement\n{ylabel}"
     with plt.rc_context(STYLE):
-        fig = plt.figure(figsize=(3.6 * len(backflow_metrics), 3.2), layout="constrained")
+        fig = plt.figure(figsize=(3.6 * len(backflow_metrics), 3.6), layout="constrained")
         axs = fig.subplots(1, len(backflow_metrics), squeeze=False).ravel()
+        handles = []
         for k, (ax, b) in enumerate(zip(axs, backflow_metrics)):
             for i, s in enumerate(sweeps):
                 part = points[points["sweep"] == s]
-                c = analysis.correlate(part[b], part[enhancement_metric])
-                rho = "n/a" if np.isnan(c["spearman_r"]) else f"{c['spearman_r']:+.2f}"
                 ax.scatter(part[b], part[enhancement_metric], s=18, color=colors(i % 10),
-                           marker=markers[i % len(markers)], alpha=0.85, edgecolors="none",
-                           label=f"{s} ({rho}, {c['n']})")
+                           marker=markers[i % len(markers)], alpha=0.85, edgecolors="none")
             ax.axhline(1.0 if kind == "ratio" else 0.0, color="0.5", lw=0.6, zorder=0)
             ax.axvline(0.0, color="0.5", lw=0.6, zorder=0)
             c = analysis.correlate(pooled[b], pooled[enhancement_metric])
             pr = "n/a" if np.isnan(c["pearson_r"]) else f"{c['pearson_r']:+.2f}"
             sr = "n/a" if np.isnan(c["spearman_r"]) else f"{c['spearman_r']:+.2f}"
-            ax.set_title(f"all points (n = {c['n']}): Pearson $r$ = {pr}, Spearman $\\rho$ = {sr}", fontsize=8)
+            ax.set_title(f"all points (n = {c['n']}):\nPearson $r$ = {pr}, Spearman $\\rho$ = {sr}", fontsize=8)
             ax.set_xlabel(BACKFLOW_LABELS.get(b, b))
             ax.set_ylabel(ylabel)
-            ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.2), ncols=2, frameon=False, borderaxespad=0.0,
-                      title="sweep (its Spearman $\\rho$, n)", title_fontsize=7, alignment="left")
-            panel_letter(ax, letters[k], x=-0.2)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+            panel_letter(ax, letters[k], x=-0.2, y=1.02)
+        for i, s in enumerate(sweeps):  # one legend for both panels: each sweep's rho per metric, and n
+            part = points[points["sweep"] == s]
+            rhos = []
+            for b in backflow_metrics:
+                r = analysis.correlate(part[b], part[enhancement_metric])["spearman_r"]
+                rhos.append("n/a" if np.isnan(r) else f"{r:+.2f}")
+            handles.append(Line2D([], [], ls="", marker=markers[i % len(markers)], color=colors(i % 10),
+                                  label=f"{s} ({', '.join(rhos)}; n = {len(part)})"))
+        rho_of = ", ".join(f"({letters[k]})" for k in range(len(backflow_metrics)))
+        fig.legend(handles=handles, loc="outside lower center", ncols=2 if len(handles) > 3 else len(handles),
+                   frameon=False, title=f"sweep (its Spearman $\\rho$ in {rho_of}; points)", title_fontsize=7)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Layout check
+
+
+def layout_problems(fig: Figure, min_axes_fraction: float = 0.08, slack_px: float = 1.5) -> list[str]:
+    """What a reader would see as broken, after drawing ``fig``; [] if nothing.
+
+    - an axes (colour bars included) narrower or lower than ``min_axes_fraction`` of the figure;
+    - a visible, non-empty text (labels, ticks, titles, legend entries) reaching outside the canvas;
+    - a legend reaching outside the canvas;
+    - a panel letter '(a)' overlapping another text.
+    """
+    import matplotlib.text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    canvas = fig.bbox
+    problems = []
+
+    def outside(bb):
+        return (bb.x0 < canvas.x0 - slack_px or bb.y0 < canvas.y0 - slack_px
+                or bb.x1 > canvas.x1 + slack_px or bb.y1 > canvas.y1 + slack_px)
+
+    tick_labels, drawn_ticks = set(), []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        pos = ax.get_position()
+        long_side = max(pos.width, pos.height) if ax.get_label() == "<colorbar>" else min(pos.width, pos.height)
+        if long_side < min_axes_fraction:
+            name = ax.get_label() or ax.get_ylabel() or ax.get_title() or "axes"
+            problems.append(f"axes {name!r} collapsed: {pos.width:.2f} x {pos.height:.2f} of the figure")
+        for axis in ax._axis_map.values():
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                tick_labels.update((tick.label1, tick.label2))
+            for tick in axis._update_ticks():  # the ticks inside the view limits: those drawn
+                drawn_ticks += [lab for lab in (tick.label1, tick.label2) if lab.get_visible()]
+    texts = [t for t in fig.findobj(matplotlib.text.Text)
+             if t not in tick_labels and t.get_visible() and t.get_figure() is not None]
+    texts = [t for t in texts + drawn_ticks if t.get_text().strip()]
+    boxes = []
+    for t in texts:
+        bb = t.get_window_extent(renderer)
+        if bb.width == 0 or bb.height == 0:
+            continue
+        boxes.append((t, bb))
+        if outside(bb):
+            problems.append(f"text {t.get_text()!r} outside the canvas")
+    legends = [ax.get_legend() for ax in fig.axes] + list(fig.legends)
+    for leg in legends:
+        if leg is not None and leg.get_visible() and outside(leg.get_window_extent(renderer)):
+            problems.append("legend outside the canvas")
+    letters = [(t, bb) for t, bb in boxes if re.fullmatch(r"\([a-z]\)", t.get_text())]
+    for t, bb in letters:
+        for other, obb in boxes:
+            if other is not t and bb.overlaps(obb):
+                problems.append(f"panel letter {t.get_text()} overlaps {other.get_text()!r}")
+    return problems
 
 
 # ----------------------------------------------------------------------------------------------

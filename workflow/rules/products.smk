@@ -40,6 +40,12 @@ rule paper_figures:
             caption="../report/fig3.rst",
             category="Paper figures",
         ),
+        fig3_channels="results/figures/fig3_channels.pdf",
+        fig3_channels_png=report(
+            "results/figures/fig3_channels.png",
+            caption="../report/fig3_channels.rst",
+            category="Paper figures",
+        ),
     log:
         "logs/products/paper_figures.log",
     conda:
@@ -48,6 +54,7 @@ rule paper_figures:
         panels=PLAN.paper_sweeps,
         zoom_t_end=PLOTS["zoom_t_end"],
         catalyst_axis=PLOTS["catalyst_axis"],
+        ergotropy_curves=PLOTS["ergotropy_curves"],
         dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
@@ -146,12 +153,6 @@ rule backflow_figure:
 rule convergence_point:
     output:
         table="results/convergence/{point_id}.csv",
-        figure=report(
-            "results/convergence/{point_id}.png",
-            caption="../report/convergence_point.rst",
-            category="Convergence",
-            subcategory="Per point",
-        ),
         summary="results/convergence/{point_id}.txt",
     log:
         "logs/convergence/{point_id}.log",
@@ -163,6 +164,30 @@ rule convergence_point:
         label=lambda wildcards: PLAN.convergence_points[wildcards.point_id]["label"],
         base=lambda wildcards: PLAN.convergence_points[wildcards.point_id]["params"],
         options=lambda wildcards: PLAN.convergence_points[wildcards.point_id]["options"],
+        version=QBCAT_VERSION,
+    script:
+        "../../scripts/convergence_check.py"
+
+
+rule convergence_point_figure:
+    input:
+        table="results/convergence/{point_id}.csv",
+    output:
+        figure=report(
+            "results/convergence/{point_id}.png",
+            caption="../report/convergence_point.rst",
+            category="Convergence",
+            subcategory="Per point",
+        ),
+    log:
+        "logs/convergence/{point_id}_figure.log",
+    wildcard_constraints:
+        point_id="|".join(PLAN.convergence_points) or "(?!)",
+    conda:
+        "../../envs/qbcat.yaml"
+    params:
+        step="point_figure",
+        dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
         "../../scripts/convergence_check.py"
@@ -241,13 +266,6 @@ rule convergence_gate:
 rule steady_map:
     output:
         dataset="results/analysis/steady_{name}.nc",
-        figure="results/figures/steady_{name}.pdf",
-        figure_png=report(
-            "results/figures/steady_{name}.png",
-            caption="../report/steady.rst",
-            category="Steady state",
-            subcategory="{name}",
-        ),
     log:
         "logs/products/steady_{name}.log",
     wildcard_constraints:
@@ -263,6 +281,30 @@ rule steady_map:
             "n_period": config["steady"]["n_period"],
         },
         share=SHARE_METADATA,
+        version=QBCAT_VERSION,
+    script:
+        "../../scripts/steady_map.py"
+
+
+rule steady_figure:
+    input:
+        dataset="results/analysis/steady_{name}.nc",
+    output:
+        figure="results/figures/steady_{name}.pdf",
+        figure_png=report(
+            "results/figures/steady_{name}.png",
+            caption="../report/steady.rst",
+            category="Steady state",
+            subcategory="{name}",
+        ),
+    log:
+        "logs/products/steady_figure_{name}.log",
+    wildcard_constraints:
+        name="|".join(PLAN.steady_maps) or "(?!)",
+    conda:
+        "../../envs/qbcat.yaml"
+    params:
+        dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
         "../../scripts/steady_map.py"
