@@ -61,6 +61,21 @@ def test_kernel_liouvillian_equals_qutip(catalyst, n_fock):
         assert np.max(np.abs(got - expected.full())) < 1e-12
 
 
+@pytest.mark.parametrize("catalyst", [True, False])
+def test_expectation_operators_are_the_same_from_numpy_and_qutip_models(catalyst):
+    """The batched engine builds the operators with numpy (no QuTiP import); the QuTiP engine
+    wraps the same arrays. Every expectation operator must come out the same either way (an
+    operator written with ``*`` would be a matrix product for QuTiP, elementwise for numpy)."""
+    from qbcat.model import operators
+    from qbcat.solve import expect_operators
+
+    p = validate(dict(catalyst=catalyst, n_fock=4, g=0.3, omega_c=1.2, kappa_1=0.1, gamma_D=0.07))
+    from_numpy, from_qutip = expect_operators(operators(p)), expect_operators(build_model(p))
+    assert list(from_numpy) == list(from_qutip)
+    for name in from_numpy:
+        assert np.allclose(from_numpy[name], from_qutip[name].full(), atol=1e-14), name
+
+
 def test_expectation_weights_give_the_trace_formula():
     rng = np.random.default_rng(3)
     st = batched.structure(True, 4)

@@ -98,12 +98,14 @@ def test_every_product_file_by_rule_and_the_manifest():
     p = planned(CONFIG)
     by_rule = p.products_by_rule
     assert by_rule["paper_figures"] == ["results/figures/fig2.pdf", "results/figures/fig2.png",
-                                        "results/figures/fig3.pdf", "results/figures/fig3.png"]
+                                        "results/figures/fig3.pdf", "results/figures/fig3.png",
+                                        "results/figures/fig3_channels.pdf", "results/figures/fig3_channels.png"]
     assert by_rule["enhancement"] == ["results/analysis/enhancement_g_omega_c_map.nc"]
-    assert by_rule["steady_map"] == ["results/analysis/steady_m.nc", "results/figures/steady_m.pdf",
-                                     "results/figures/steady_m.png"]
+    assert by_rule["steady_map"] == ["results/analysis/steady_m.nc"]
+    assert by_rule["steady_figure"] == ["results/figures/steady_m.pdf", "results/figures/steady_m.png"]
     assert by_rule["convergence_summary"] == [plan.CONV_TABLE, plan.CONV_DETAILS]
     assert p.targets[-1] == plan.CONV_VERDICT and "results/claims.md" in p.targets
+    assert {f"results/convergence/{pid}.png" for pid in p.convergence_points} <= set(p.targets)
     assert p.claims_input == {"sweeps": p.sweep_files, "convergence": plan.CONV_DETAILS,
                               "convergence_table": plan.CONV_TABLE}
     rules = p.manifest_rules

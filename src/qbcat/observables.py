@@ -74,8 +74,8 @@ def channel_operators(model) -> dict:
         return {}
     X = model.drive_op
     return {
-        "Jc0": 1j * (model.H_int * model.H_QB - model.H_QB * model.H_int),
-        "Jc1": 1j * (model.H_int * X - X * model.H_int),
+        "Jc0": 1j * commutator(model.H_int, model.H_QB),
+        "Jc1": 1j * commutator(model.H_int, X),
     }
 
 
