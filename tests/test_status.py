@@ -186,7 +186,7 @@ def test_status_of_an_empty_or_missing_folder_and_from_the_point_index(tmp_path,
     (points / "p1.nc").write_text("x")
     assert main(["status", str(tmp_path / "results")]) == 0
     out = capsys.readouterr().out
-    assert "1 point files, 0 failed points" in out and "no run in progress" in out
+    assert "1 point file, 0 failed points" in out and "no run in progress" in out
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[3:]}
     assert lines == {"map": ["1", "/", "2", "0"], "cut": ["1", "/", "1", "0"]}
 

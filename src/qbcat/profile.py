@@ -34,9 +34,9 @@ def user_profile_dir() -> Path:
     """Where Snakemake looks for a user's profiles: the directory of
     ``snakemake.common.get_appdirs().user_config_dir`` (platformdirs: ``$XDG_CONFIG_HOME/snakemake``
     or ``~/.config/snakemake`` on Linux)."""
-    from platformdirs import AppDirs  # what snakemake.common.get_appdirs uses, uncached here
+    from snakemake.common import get_appdirs  # what snakemake.cli.get_profile_dir searches
 
-    return Path(AppDirs("snakemake", "snakemake").user_config_dir)
+    return Path(get_appdirs().user_config_dir)
 
 
 def default_source() -> Path:

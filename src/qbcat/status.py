@@ -390,6 +390,10 @@ def _eta(status: Status, estimates: Mapping[str, float]) -> float | None:
     return max(max(work), sum(work) / parallel)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def format_status(status: Status) -> str:
     """A few lines a person reads: the run, each sweep, the open batches, the ETA."""
     lines = []
@@ -397,8 +401,8 @@ def format_status(status: Status) -> str:
         lines.append(f"{status.results}: no point computed yet "
                      f"({'a run is starting' if status.running else 'run snakemake to start'})")
         return "\n".join(lines)
-    lines.append(f"{status.results}: {status.points_present} point files, "
-                 f"{status.points_failed} failed points")
+    lines.append(f"{status.results}: {_n(status.points_present, 'point file')}, "
+                 f"{_n(status.points_failed, 'failed point')}")
     if status.running:
         since = (f", started {time.strftime('%H:%M:%S', time.localtime(status.started))}"
                  if status.started else "")
