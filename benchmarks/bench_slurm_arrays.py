@@ -40,25 +40,25 @@ from test_slurm import cluster_env, set_account_and_partition  # noqa: E402
 from conftest import job_counts, make_workspace, simulation_jobs  # noqa: E402
 
 TOY_SNAKEFILE = """\
-N = int(config.get("n", 16))
+N = {n}
 
 
 rule all:
     input:
-        expand("out/{i}.txt", i=range(N)),
+        expand("out/{{i}}.txt", i=range(N)),
     localrule: True
 
 
 rule work:
     output:
-        "out/{i}.txt",
+        "out/{{i}}.txt",
     log:
-        "logs/{i}.log",
+        "logs/{{i}}.log",
     resources:
         runtime=5,
         mem_mb=100,
     shell:
-        "echo {wildcards.i} > {output} 2> {log}"
+        "echo {{wildcards.i}} > {{output}} 2> {{log}}"
 """
 
 STUDY = {
@@ -122,8 +122,8 @@ def measure(root: Path, env: dict, n_toy: int) -> None:
     for arrays in (False, True):
         ws = root / f"toy-{'array' if arrays else 'jobs'}"
         ws.mkdir(parents=True)
-        (ws / "Snakefile").write_text(TOY_SNAKEFILE)
-        cmd = [*snakemake, "--executor", "slurm", "--jobs", str(n_toy), "--config", f"n={n_toy}",
+        (ws / "Snakefile").write_text(TOY_SNAKEFILE.format(n=n_toy))
+        cmd = [*snakemake, "--executor", "slurm", "--jobs", str(n_toy),
                "--default-resources", f"slurm_account={account}", f"slurm_partition={partition}",
                *POLL, *(["--slurm-array-jobs", "all"] if arrays else [])]
         r = one_run(f"toy, {n_toy} jobs{', array' if arrays else ''}", ws, env, cmd)
