@@ -98,7 +98,7 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _not_default(params: Mapping, keys: Sequence[str] = ("n_fock", "t_max", "engine")) -> str:
+def _cost_params(params: Mapping, keys: Sequence[str] = ("n_fock", "t_max", "engine")) -> str:
     return ", ".join(f"{k}={params[k]}" for k in keys if k in params)
 
 
@@ -131,7 +131,7 @@ def cost_report(points: Mapping[str, Mapping], to_compute: Sequence[str], presen
         worst = max(slow, key=seconds.get)
         lines.append(f"qbcat: WARNING: {len(slow)} point(s) estimated above "
                      f"{format_duration(POINT_WARN_S)} each, the slowest {format_duration(seconds[worst])} "
-                     f"({_not_default(points[worst])}): check t_max and n_fock before running")
+                     f"({_cost_params(points[worst])}): check t_max and n_fock before running")
     over = []
     for name, ids in batches.items():
         limit = (runtime_min or {}).get(name)
