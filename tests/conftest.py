@@ -13,8 +13,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: What a workspace needs from the repository to run the workflow (qbcat itself is installed).
-WORKFLOW_FILES = ["Snakefile", "workflow", "scripts", "envs", "profiles", "config/schema.yaml"]
+#: What a workspace needs from the repository to run the workflow (qbcat itself is installed);
+#: ``slurm`` is the link to profiles/slurm that makes ``--profile slurm`` work in the root.
+WORKFLOW_FILES = ["Snakefile", "workflow", "scripts", "envs", "profiles", "slurm", "config/schema.yaml"]
 
 
 def make_workspace(path: Path, config: dict | str | None = None) -> Path:
@@ -24,7 +25,9 @@ def make_workspace(path: Path, config: dict | str | None = None) -> Path:
     for name in WORKFLOW_FILES:
         src, dst = REPO / name, path / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
+        if src.is_symlink():  # a link inside the repository stays a link (to the copy)
+            dst.symlink_to(src.readlink())
+        elif src.is_dir():
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dst)
@@ -81,14 +84,45 @@ def simulation_jobs(counts: dict[str, int]) -> int:
     return sum(n for rule, n in counts.items() if rule.startswith("simulate_batch_"))
 
 
-def planned_points(output: str) -> list[str]:
-    """Point ids a dry run would simulate: the outputs of its simulate_batch_* jobs."""
-    ids = []
-    for block in re.split(r"\n(?=(?:local)?rule )", output):
-        if re.match(r"(?:local)?rule simulate_batch_\w+:", block):
-            match = re.search(r"^\s+output: (.*)$", block, re.M)
-            ids += [Path(f.strip()).stem for f in match.group(1).split(",")]
-    return sorted(set(ids))
+def planned_batches(workspace: Path, *args: str) -> dict[str, list[str]]:
+    """Batch rule -> point ids that ``snakemake ARGS`` would simulate now, from
+    ``snakemake --summary ARGS`` (the console of a run shows one line per batch job, not its
+    files): the point files that a simulate_batch_* rule would make."""
+    out = snakemake(workspace, "--summary", *args).stdout
+    batches: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 6 and fields[2].startswith("simulate_batch_") and fields[5] != "no update":
+            batches.setdefault(fields[2], []).append(Path(fields[0]).stem)
+    return {name: sorted(ids) for name, ids in batches.items()}
+
+
+def planned_points(workspace: Path, *args: str) -> list[str]:
+    """Point ids a run (``snakemake ARGS``) would simulate now (see :func:`planned_batches`)."""
+    return sorted(p for ids in planned_batches(workspace, *args).values() for p in ids)
+
+
+def started_batches(output: str) -> list[str]:
+    """The batch jobs a run started, from their one-line console entries
+    ("Job 3: simulate 2 points (g_scan: 2), ...; progress in logs/simulate/<batch>.log")."""
+    return sorted(set(re.findall(r"^Job \d+: simulate .*; progress in logs/simulate/(simulate_batch_\w+)\.log$",
+                                 output, re.M)))
+
+
+def ran_batches(workspace: Path, output: str) -> dict[str, list[str]]:
+    """Batch rule -> point ids of the batch jobs the run whose console is ``output`` started
+    (the ids from its batch plan, .snakemake/qbcat/batch-plan.json, written when its jobs started)."""
+    from qbcat.grid import read_batch_plan
+
+    plan = read_batch_plan(workspace / ".snakemake" / "qbcat" / "batch-plan.json")
+    started = started_batches(output)
+    assert set(started) <= set(plan), f"batches {started} not in the run's plan {sorted(plan)}"
+    return {name: sorted(plan[name]) for name in started}
+
+
+def ran_points(workspace: Path, output: str) -> list[str]:
+    """Point ids the run whose console is ``output`` simulated (see :func:`ran_batches`)."""
+    return sorted(p for ids in ran_batches(workspace, output).values() for p in ids)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,9 @@ from conftest import (
     REPO,
     job_counts,
     make_workspace,
-    planned_points,
+    ran_batches,
+    ran_points,
+    started_batches,
     read_config,
     simulation_jobs,
     snakemake,
@@ -63,17 +65,6 @@ def point_files(ws: Path) -> list[Path]:
 def temporaries(ws: Path) -> list[Path]:
     """Hidden files under results/: the temporaries of interrupted atomic writes."""
     return sorted(p for p in (ws / "results").rglob(".*") if p.is_file())
-
-
-def planned_batches(output: str) -> dict[str, list[str]]:
-    """Batch rule -> its point ids, from the job blocks Snakemake prints (dry or real run)."""
-    batches = {}
-    for block in re.split(r"\n(?=(?:local)?rule )", output):
-        head = re.match(r"(?:local)?rule (simulate_batch_\w+):", block)
-        if head:
-            outputs = re.search(r"^\s+output: (.*)$", block, re.M).group(1)
-            batches[head.group(1)] = [Path(f.strip()).stem for f in outputs.split(",")]
-    return batches
 
 
 # ------------------------------------------------------------------------------------------
@@ -162,7 +153,7 @@ def test_a_failing_point_is_named_the_others_stay_and_a_fixed_config_computes_on
     batches = grid.read_batch_plan(ws / ".snakemake" / "qbcat" / "batch-plan.json")
     assert sorted(map(len, batches.values())) == [2, 2, 2, 2]
     assert sorted(p for ids in batches.values() for p in ids) == sorted(study.points)
-    assert set(batches) == set(planned_batches(run.stdout))  # the jobs that ran
+    assert set(batches) == set(started_batches(run.stdout))  # the jobs that ran
     mate = next(p for ids in batches.values() if bad in ids for p in ids if p != bad)
     assert study.membership[mate] == ["stiff"], "premise broken (point ids changed): pick other g_scan values"
     # the job fails naming the point and its parameters (its log is shown at the end)
@@ -203,7 +194,7 @@ def test_a_failing_point_is_named_the_others_stay_and_a_fixed_config_computes_on
     write_config(ws, fixed)
     new = point_id({**BASE, "nsteps": 500, "omega_c": 1.4, "catalyst": True})
     run = snakemake(ws).stdout
-    assert planned_points(run) == [new] and simulation_jobs(job_counts(run)) == 1
+    assert ran_points(ws, run) == [new] and simulation_jobs(job_counts(run)) == 1
     assert stats(p for p in point_files(ws) if p.stem != new) == kept
     with xr.open_dataset(ws / "results" / "sweeps" / "stiff.nc") as ds:
         assert ds.ergotropy.notnull().all() and "missing_point" not in ds and "gaps" not in ds.attrs
@@ -284,7 +275,7 @@ def test_a_killed_run_resumes_with_only_the_unfinished_points(tmp_path):
     assert locked.returncode != 0 and "--unlock" in locked.stdout
     snakemake(ws, "--unlock")
     run = snakemake(ws).stdout
-    assert planned_points(run) == unfinished  # each unfinished point computed, once
+    assert ran_points(ws, run) == unfinished  # each unfinished point computed, once
 
     assert {p.stem for p in point_files(ws)} == set(study.points)
     assert {n: s for n, s in stats(point_files(ws)).items() if n in finished} == finished
@@ -434,7 +425,7 @@ def test_damaged_points_in_a_finished_study_are_named_and_recomputed_once_delete
     truncated.unlink()
     edited.unlink()
     run = snakemake(ws).stdout
-    assert planned_points(run) == sorted([truncated.stem, edited.stem])
+    assert ran_points(ws, run) == sorted([truncated.stem, edited.stem])
     assert stats(p for p in point_files(ws) if p not in (truncated, edited)) == intact
     with xr.open_dataset(results / "sweeps" / "s.nc") as ds, xr.open_dataset(edited) as point:
         assert ds.ergotropy.notnull().all() and point.attrs["g"] == 0.3
@@ -551,8 +542,8 @@ def test_tightened_bounds_flag_points_and_loosening_them_reruns_no_simulation(fi
     recomputed.unlink()
     kept = stats(p for p in point_files(ws) if p != recomputed)
     run = snakemake(ws).stdout
-    assert planned_points(run) == [recomputed.stem]  # the bounds alone recompute nothing
-    (batch,) = planned_batches(run)
+    assert ran_points(ws, run) == [recomputed.stem]  # the bounds alone recompute nothing
+    (batch,) = ran_batches(ws, run)
     assert f"SANITY {recomputed.stem} breaks the bounds" in (ws / "logs" / "simulate" / f"{batch}.log").read_text()
     # the point computed under the tight bounds is flagged in its file...
     with xr.open_dataset(recomputed) as ds:

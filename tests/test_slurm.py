@@ -5,7 +5,7 @@ all state in a temporary directory; the packages are installed with apt when mis
 once for this module and always stopped at the end (tests/slurm/slurm-down.sh). The tests copy
 the workflow and its profiles into a temporary workspace, write the cluster's account and
 partition into the copy of profiles/slurm/config.yaml (the one place a user edits), and run
-``snakemake --profile profiles/slurm`` under ``timeout -k``. Without root (or without the
+``snakemake --profile slurm`` (``slurm`` links to profiles/slurm) under ``timeout -k``. Without root (or without the
 packages and apt) the module is skipped, with the reason, except in CI (CI set), where it fails.
 
 Only two options are added on the command line, both for this 2-CPU cluster: ``--jobs 2`` (the
@@ -36,6 +36,7 @@ from conftest import (
     job_counts,
     make_workspace,
     planned_points,
+    ran_points,
     read_config,
     simulation_jobs,
     write_config,
@@ -109,10 +110,11 @@ def set_account_and_partition(workspace: Path, account: str, partition: str) -> 
 
 
 def run_on_cluster(workspace: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    """``snakemake --profile profiles/slurm ARGS`` under ``timeout -k``; a run that had to be
+    """``snakemake --profile slurm ARGS`` (as a user types it in the repository root, where
+    ``slurm`` links to profiles/slurm) under ``timeout -k``; a run that had to be
     killed leaves Snakemake's lock behind, which is removed (``--unlock``) either way."""
     cmd = ["timeout", "-k", "10", str(RUN_TIMEOUT), sys.executable, "-m", "snakemake",
-           "--profile", "profiles/slurm", *CLUSTER_ARGS, *args]
+           "--profile", "slurm", *CLUSTER_ARGS, *args]
     try:
         return subprocess.run(cmd, cwd=workspace, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=RUN_TIMEOUT + 30)
@@ -246,7 +248,7 @@ def test_a_failed_point_names_its_slurm_job_and_a_rerun_submits_only_what_failed
     proc = run_on_cluster(ws, cluster, "--jobs", "1")
     out = proc.stdout
     assert proc.returncode != 0
-    assert planned_points(out) == sorted(ids[1] + ids[50000])  # the g_scan points are done
+    assert ran_points(ws, out) == sorted(ids[1] + ids[50000])  # the g_scan points are done
     (jobid, (rule, slurm_log)), = submitted(out).items()  # the only job: the aggregations wait
     assert f"Error in rule {rule}:" in out and f"SLURM-job '{jobid}' failed" in out
     assert f"log: logs/simulate/{rule}.log, {slurm_log}" in out and Path(slurm_log).is_file()
@@ -258,12 +260,12 @@ def test_a_failed_point_names_its_slurm_job_and_a_rerun_submits_only_what_failed
     assert not any((points / f"{pid}.nc").exists() for pid in ids[1])
     assert all((points / f"{pid}.failed").is_file() for pid in ids[1])
     # unchanged, a re-run would submit exactly the failed points again
-    assert planned_points(run_on_cluster(ws, cluster, "--jobs", "1", "-n").stdout) == sorted(ids[1])
+    assert planned_points(ws, "--jobs", "1") == sorted(ids[1])
     # with the config fixed, only their replacements would be submitted (a dry run builds the
     # DAG the real run would submit; running it would add ~45 s of job polling to this module)
     config["sweeps"]["fragile"]["axes"]["nsteps"]["values"] = [1000, 50000]
     write_config(ws, config)
     out = run_on_cluster(ws, cluster, "--jobs", "1", "-n").stdout
     counts = job_counts(out)
-    assert planned_points(out) == sorted(ids[1000]) and simulation_jobs(counts) == 1
-    assert counts["aggregate_sweep"] == 1 and "wildcards: sweep=fragile" in out
+    assert planned_points(ws, "--jobs", "1") == sorted(ids[1000]) and simulation_jobs(counts) == 1
+    assert counts["aggregate_sweep"] == 1 and "aggregate sweep fragile into results/sweeps/fragile.nc" in out

@@ -63,7 +63,7 @@ def warm(cold, tmp_path):
 
 def dry_run(ws):
     out = snakemake(ws, "-n").stdout
-    return job_counts(out), planned_points(out), out
+    return job_counts(out), planned_points(ws), out
 
 
 # ------------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_adding_a_value_runs_only_the_new_point_and_its_sweep(warm):
     expected = point_id({**TINY["base"], "g": 0.4, "catalyst": True})
     assert planned == [expected]
     assert simulation_jobs(counts) == 1
-    assert counts["aggregate_sweep"] == 1 and "wildcards: sweep=g_scan" in out
+    assert counts["aggregate_sweep"] == 1 and "aggregate sweep g_scan into results/sweeps/g_scan.nc" in out
     assert set(counts) - {r for r in counts if r.startswith("simulate_batch_")} == {
         "aggregate_sweep", "point_index", "all"}
     # and it really is so: run it, then nothing is left to do
@@ -206,7 +206,7 @@ def test_a_sweep_override_reruns_that_sweep_only(warm):
     write_config(warm, config)
     counts, planned, out = dry_run(warm)
     assert len(planned) == 4 + 1  # the map's catalyzed points and its (new) baseline
-    assert counts["aggregate_sweep"] == 1 and "wildcards: sweep=g_omega_c_map" in out
+    assert counts["aggregate_sweep"] == 1 and "aggregate sweep g_omega_c_map into results/sweeps/g_omega_c_map.nc" in out
 
 
 # ------------------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def test_a_failed_point_keeps_the_others_and_allow_gaps_leaves_a_gap(tmp_path):
     assert {p.stem for p in points.glob("*.failed")} == set(bad)
     # the next run retries exactly the failed points
     out = snakemake(ws, "-n", "--cores", "1").stdout
-    assert planned_points(out) == sorted(bad) and simulation_jobs(job_counts(out)) == 1
+    assert planned_points(ws, "--cores", "1") == sorted(bad) and simulation_jobs(job_counts(out)) == 1
     # allow_gaps: the failed points are not retried and become a listed NaN gap
     write_config(ws, {**config, "allow_gaps": True})
     snakemake(ws, "--cores", "1")

@@ -4,7 +4,10 @@
 - ``qbcat cutoff``: the smallest photon cutoff n_fock that passes the convergence thresholds at
   one point (qbcat.convergence.smallest_passing_cutoff);
 - ``qbcat manifest``, ``qbcat verify DIR``, ``qbcat info FILE``, ``qbcat export``: sharing results
-  (see qbcat.manifest and qbcat.share).
+  (see qbcat.manifest and qbcat.share);
+- ``qbcat status [RESULTS]``: progress of a run, per sweep, from files only (qbcat.status);
+- ``qbcat install-profile``: the SLURM profile where ``snakemake --profile slurm`` finds it from
+  any directory (qbcat.profile).
 
 Errors are one line naming the offending parameter or file, with exit status 2, and are raised
 before any simulation starts; an output file is only ever written whole. ``qbcat verify`` exits
@@ -146,6 +149,32 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from . import status
+
+    print(status.format_status(status.collect(args.results)))
+    return 0
+
+
+def cmd_install_profile(args) -> int:
+    from pathlib import Path
+
+    from .profile import ProfileError, install
+
+    try:
+        target, done = install(Path(args.source) if args.source else None, args.name, args.force)
+    except ProfileError as exc:
+        print(f"qbcat install-profile: {exc}", file=sys.stderr)
+        return 1
+    print(done, file=sys.stderr)
+    print(f"`snakemake --profile {args.name}` now finds it from any directory (a directory holding "
+          f"its own `{args.name}`, such as a qbcat clone's root, uses that one first).", file=sys.stderr)
+    if "CHANGE_ME" in (target / "config.yaml").read_text():
+        print(f"Set slurm_account and slurm_partition in {target / 'config.yaml'} (CHANGE_ME there).",
+              file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qbcat", description="Catalysis-enhanced qubit quantum battery (docs/conventions.md conventions)."
@@ -204,6 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--config", metavar="FILE", help="the study's config (default: config/config.yaml)")
     exp.add_argument("-o", "--output", required=True, metavar="ARCHIVE.tar.gz", help="archive to write")
     exp.set_defaults(func=cmd_export)
+
+    sta = sub.add_parser("status", help="progress of a run (local or SLURM) from files only: points done / "
+                         "total per sweep, failed points, running batches, ETA")
+    sta.add_argument("results", nargs="?", default="results", metavar="RESULTS",
+                     help="the workflow's results folder (default: results); .snakemake is read next to it")
+    sta.set_defaults(func=cmd_status)
+
+    ins = sub.add_parser("install-profile", help="copy profiles/slurm to Snakemake's user profile "
+                         "directory, so that `snakemake --profile slurm` works from any directory")
+    ins.add_argument("--from", dest="source", metavar="DIR",
+                     help="the profile to install (default: profiles/slurm of this clone)")
+    ins.add_argument("--name", default="slurm", help="profile name (default: slurm)")
+    ins.add_argument("--force", action="store_true",
+                     help="replace a different profile of that name (it is kept as NAME.backup-<time>)")
+    ins.set_defaults(func=cmd_install_profile)
     return parser
 
 

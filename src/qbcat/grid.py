@@ -570,6 +570,7 @@ def run_batch(
     """
     from .io import to_dataset, write_netcdf  # the engine, only when a batch really runs
     from .solve import SimulationError, simulate_points
+    from .status import progress_line
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if len(points) != len(outputs):
@@ -600,6 +601,7 @@ def run_batch(
             failures.append(failure)
             write_text(failure.describe() + "\n", marker)
             log(f"[{done}/{n}] FAILED {failure.describe()}")
+            log(progress_line(done - len(failures), n, len(failures), time.perf_counter() - start))
             continue
         if marker.exists():
             marker.unlink()
@@ -607,6 +609,7 @@ def run_batch(
         log(f"[{done}/{n}] {pid} written in {now - last:.3f} s (solver {result.wall_time:.3f} s, "
             f"engine {result.params['engine']}; {now - start:.1f} s since the batch started)")
         last = now
+        log(progress_line(done - len(failures), n, len(failures), now - start))
         if not ds.attrs["sanity_ok"]:
             log(f"[{done}/{n}] SANITY {pid} breaks the bounds: {ds.attrs['sanity_violations']}")
     return failures

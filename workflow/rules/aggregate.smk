@@ -26,6 +26,8 @@ rule aggregate_sweep:
         sanity=STUDY.sanity,
         share=SHARE_METADATA,
         version=QBCAT_VERSION,
+    message:
+        "aggregate sweep {wildcards.sweep} into {output}"
     script:
         "../../scripts/aggregate_sweep.py"
 
@@ -41,6 +43,8 @@ rule point_index:
     params:
         study=STUDY.to_spec(),
         version=QBCAT_VERSION,
+    message:
+        "index the study's points in {output}"
     run:
         grid.write_index(
             grid.Study.from_spec(params.study), output[0], POINT_DIR, log[0]

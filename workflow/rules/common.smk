@@ -10,15 +10,17 @@ import sys
 from pathlib import Path
 
 import qbcat
-from qbcat import grid
+from qbcat import grid, status
 from qbcat.io import SHARE_DEFAULTS
 
 # In every rule's params: Snakemake does not track changes to imported modules.
 QBCAT_VERSION = qbcat.__version__
 POINT_DIR = "results/points"
 SCHEMA = Path(workflow.basedir, "config", "schema.yaml")
-# Batches of the current run, written when jobs start (onstart, simulate.smk).
+# Batches of the current run, written when jobs start (onstart, simulate.smk), and what
+# `qbcat status` reads besides the point files (start time, sweeps' points, estimates).
 PLAN_FILE = Path(".snakemake", "qbcat", "batch-plan.json")
+RUN_FILE = status.RUN_FILE
 
 try:
     STUDY = grid.load_config(config, SCHEMA, workflow.configfiles)
@@ -38,12 +40,40 @@ def parallel_slots():
     return workflow.nodes or workflow.global_resources["_cores"].value or 1
 
 
+def batch_resources(ids):
+    res = STUDY.resources["simulate"]
+    return {"mem_mb": res["mem_mb"], "runtime": grid.runtime_minutes(len(ids), res)}
+
+
+def batch_message(name, ids):
+    """The one line the console shows for a batch job, instead of its hundreds of files."""
+    cpu_s = sum(status.estimate_point_seconds(STUDY.points[p]) for p in ids)
+    return status.describe_batch(
+        ids, STUDY.membership, f"logs/simulate/{name}.log", cpu_s
+    )
+
+
 if workflow.is_main_process:
+    MISSING = grid.missing_points(STUDY, POINT_DIR)
     BATCHES = grid.partition(
-        [p for p in grid.missing_points(STUDY, POINT_DIR) if p not in FAILED],
+        [p for p in MISSING if p not in FAILED],
         STUDY.batch_size,
         parallel_slots(),
     )
+    # What the run will cost, before it starts (also in a dry run): points present and to
+    # compute, estimated CPU time, warnings for out-of-proportion points or batches.
+    for _line in status.cost_report(
+        STUDY.points,
+        [p for ids in BATCHES.values() for p in ids],
+        present=len(STUDY.points) - len(MISSING),
+        gaps=len(FAILED.intersection(MISSING)),
+        batches=BATCHES,
+        runtime_min={
+            name: batch_resources(ids)["runtime"] for name, ids in BATCHES.items()
+        },
+        n_sweeps=len(STUDY.sweeps),
+    ):
+        print(_line, file=sys.stderr)
 else:
     # A job step (e.g. a cluster job) reads the workflow again while other batches' points may
     # already exist: it must define the batch rules of the run that submitted it.
@@ -73,11 +103,6 @@ def sweep_spec(wildcards):
     """The sweep's definition (axes and fixed parameters): a config edit that changes it
     reruns the aggregation, one that does not (e.g. plots) leaves it alone."""
     return STUDY.sweeps[wildcards.sweep].to_spec()
-
-
-def batch_resources(ids):
-    res = STUDY.resources["simulate"]
-    return {"mem_mb": res["mem_mb"], "runtime": grid.runtime_minutes(len(ids), res)}
 
 
 def sweep_name_pattern():
