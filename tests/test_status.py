@@ -52,7 +52,7 @@ def test_the_cost_grows_with_t_max_and_the_liouvillian_and_defaults_to_the_defau
 
 
 def test_cost_report_counts_points_and_warns_about_an_absurd_t_max():
-    sane, absurd = validate({"n_fock": 4}), validate({"n_fock": 4, "t_max": 1e9})
+    sane, absurd = validate({"n_fock": 4, "engine": "qutip"}), validate({"n_fock": 4, "engine": "qutip", "t_max": 1e9})
     points = {"a": sane, "b": absurd, "c": sane}
     lines = status.cost_report(points, ["a", "b"], present=1, batches={"batch_x": ["a", "b"]},
                                runtime_min={"batch_x": 3}, n_sweeps=1)
@@ -232,10 +232,10 @@ def test_a_dry_run_prints_the_cost_and_one_line_per_batch_job(tmp_path):
     assert "aggregate sweep g_scan into results/sweeps/g_scan.nc" in out
     assert "aggregate sweep cut into results/sweeps/cut.nc" in out
     # an absurd t_max is named before anything runs
-    absurd = {**TINY, "base": {**TINY["base"], "t_max": 1e9}}
+    absurd = {**TINY, "base": {**TINY["base"], "t_max": 1e10}}
     (ws / "config" / "config.yaml").write_text(json.dumps(absurd))
     out = snakemake(ws, "-n").stdout
-    assert "qbcat: WARNING: 5 point(s) estimated above 60 min each" in out and "t_max=1000000000.0" in out
+    assert "qbcat: WARNING: 5 point(s) estimated above 60 min each" in out and "t_max=10000000000.0" in out
     assert "qbcat: WARNING: 4 batch(es) estimated above their wall-time request" in out
 
 
