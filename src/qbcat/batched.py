@@ -95,12 +95,19 @@ COEFFICIENTS = {True: ("omega_a", "omega_c", "g", "gamma_D", "kappa_1"), False: 
 
 @dataclass(frozen=True)
 class Structure:
-    """Sparse pieces of L_t on the upper-triangle vector of rho (see module docstring).
+    """Sparse pieces of L_t in the rotating frame, on the upper-triangle vector of rho.
 
-    ``diag[k, r]``: diagonal entry of static piece k at element r (complex);
-    ``ptr, col, kidx, m``: the off-diagonal entries in CSR order over r: element r receives
-    coef[kidx[q]] * m[q] (a real 2x2 matrix, row-major, acting on (Re, Im) of element col[q]);
-    kidx == len(names) is the drive.
+    The state is rho_I = exp(i H0 t) rho exp(-i H0 t), H0 = H_QB + H_cat (diagonal, energies
+    E_i = omega_a/2 sz_i + omega_c n_i), so element r = (i, j) is rho_r exp(i Delta_r t) with
+    Delta_r = E_i - E_j = alpha_r omega_a + beta_r omega_c. In that frame the free rotation is
+    gone: an entry of the Lindbladian coupling element r to element (k, l) picks up the phase
+    exp(i (Delta_ij - Delta_kl) t) (zero for the dissipators, which commute with H0's rotation).
+
+    ``diag[k, r]``: diagonal of the static dissipative piece k (the frame pieces omega_a,
+    omega_c have none left); couplings in CSR order over r: element r receives
+    C[chan[q]] * m[q] (a real 2x2 matrix, row-major, acting on (Re, Im) of element col[q]),
+    with the complex channel coefficient C_ch = coef[ch_k] exp(i (ch_alpha omega_a + ch_beta
+    omega_c) t), coef[len(names)] being the drive s(t).
     """
 
     catalyst: bool
@@ -109,27 +116,32 @@ class Structure:
     upper: np.ndarray  # (d, d) -> index r of element (i, j), i <= j; -1 below the diagonal
     rows: np.ndarray  # (D', 2) (i, j) of element r
     is_diag: np.ndarray  # (D',) bool
+    alpha: np.ndarray  # (D',) int: Delta_r = alpha_r omega_a + beta_r omega_c
+    beta: np.ndarray
     diag: np.ndarray  # (K, D') complex
     ptr: np.ndarray  # (D' + 1,) int64
     col: np.ndarray  # (nnz,) int64
-    kidx: np.ndarray  # (nnz,) int64
+    chan: np.ndarray  # (nnz,) int64
     m: np.ndarray  # (nnz, 4) float: m00, m01, m10, m11
+    ch_k: np.ndarray  # (n_ch,) int64: the coefficient of each channel
+    ch_alpha: np.ndarray  # (n_ch,) int64
+    ch_beta: np.ndarray  # (n_ch,) int64
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
 
     @property
     def couplings(self) -> int:
         """Off-diagonal entries."""
         return len(self.col)
 
-    @property
-    def size(self) -> int:
-        return len(self.rows)
-
     def to_upper(self, rho: np.ndarray) -> np.ndarray:
         """Upper triangle of a d x d matrix as the engine's complex vector."""
         return rho[self.rows[:, 0], self.rows[:, 1]]
 
     def expect_weights(self, A: np.ndarray) -> np.ndarray:
-        """Complex weights w with <A> = sum_r Re(w_r) Re(x_r) + Im(w_r) Im(x_r) for Hermitian A.
+        """Complex weights w with <A> = Re(sum_r conj(w_r) rho_r) for Hermitian A.
 
         <A> = Tr[A rho] = sum_i A_ii rho_ii + sum_{i<j} 2 Re(A_ji rho_ij).
         """
@@ -138,7 +150,12 @@ class Structure:
         i, j = self.rows[:, 0], self.rows[:, 1]
         a = A[j, i]
         factor = np.where(self.is_diag, 1.0, 2.0)
-        return factor * (a.real - 1j * a.imag)
+        return factor * a.conj()
+
+
+#: The static pieces that define the rotating frame (H0 = H_QB + H_cat): diagonal, so they only
+#: rotate the elements of rho, which the frame takes out.
+FRAME = ("omega_a", "omega_c")
 
 
 def _superoperators(model, unit: dict) -> list:
@@ -183,39 +200,61 @@ def structure(catalyst: bool, n_fock: int) -> Structure:
     unit = {"omega_a": 1.0, "omega_c": 1.0, "g": 1.0, "gamma_D": 1.0, "kappa_1": 1.0}
     model = operators(validate({**unit, "Omega": 1.0, "catalyst": catalyst,
                                   **({"n_fock": n_fock} if catalyst else {})}))
+    names = COEFFICIENTS[bool(catalyst)]
     supers = _superoperators(model, unit)
     d = model.sx.shape[0]
+    # energies of H0 in units of (omega_a, omega_c): E_i = a_i omega_a + b_i omega_c
+    a_lvl = np.rint(np.real(np.diag(model.H_QB)) * 2).astype(np.int64)  # sz_i = +-1 -> E = +-1/2
+    b_lvl = np.rint(np.real(np.diag(model.H_cat))).astype(np.int64)  # photon number
     iu, ju = np.triu_indices(d)
     upper = -np.ones((d, d), dtype=np.int64)
     upper[iu, ju] = np.arange(len(iu))
     rows = np.stack([iu, ju], axis=1).astype(np.int64)
     n_static = len(supers) - 1
     diag = np.zeros((n_static, len(iu)), dtype=complex)
-    entries: dict = {}  # (r, c, k) -> 2x2
+    entries: dict = {}  # (r, c, channel) -> 2x2
+    channels: dict = {}  # (k, alpha2, beta) -> index
     for k, S in enumerate(supers):
         S.eliminate_zeros()
+        frame = k < n_static and names[k] in FRAME
         for r, (i, j) in enumerate(rows):
             lo, hi = S.indptr[i * d + j], S.indptr[i * d + j + 1]
             for flat, v in zip(S.indices[lo:hi], S.data[lo:hi]):
                 kk, ll = divmod(int(flat), d)
+                if frame:  # -i[H0, .] is diagonal: the frame removes it
+                    if (kk, ll) != (i, j):
+                        raise ValueError(f"frame piece {names[k]} is not diagonal")
+                    continue
+                # phase of this entry in the frame: Delta_ij - Delta_kl (2 alpha, to stay integer)
+                alpha2 = a_lvl[i] - a_lvl[j] - a_lvl[kk] + a_lvl[ll]
+                beta = b_lvl[i] - b_lvl[j] - b_lvl[kk] + b_lvl[ll]
                 if kk <= ll:
                     c, mat = upper[kk, ll], np.array([[v.real, -v.imag], [v.imag, v.real]])
                 else:
                     c, mat = upper[ll, kk], np.array([[v.real, v.imag], [v.imag, -v.real]])
                 if c == r and kk <= ll and k < n_static:
+                    if alpha2 or beta:
+                        raise ValueError("a diagonal entry with a phase")
                     diag[k, r] += v
                     continue
-                entries[(r, c, k)] = entries.get((r, c, k), 0) + mat
+                ch = channels.setdefault((k, int(alpha2), int(beta)), len(channels))
+                entries[(r, c, ch)] = entries.get((r, c, ch), 0) + mat
+    if any(a2 % 2 for _, a2, _ in channels):
+        raise ValueError("odd multiple of omega_a/2 in a phase")
     keys = sorted(k for k, mat in entries.items() if np.any(mat != 0))
     ptr = np.zeros(len(iu) + 1, dtype=np.int64)
     for r, _, _ in keys:
         ptr[r + 1] += 1
+    chans = sorted(channels, key=channels.get)
     st = Structure(
-        catalyst=bool(catalyst), dim=d, names=COEFFICIENTS[bool(catalyst)], upper=upper, rows=rows,
-        is_diag=iu == ju, diag=diag, ptr=np.cumsum(ptr),
-        col=np.array([c for _, c, _ in keys], dtype=np.int64),
-        kidx=np.array([k for _, _, k in keys], dtype=np.int64),
+        catalyst=bool(catalyst), dim=d, names=names, upper=upper, rows=rows, is_diag=iu == ju,
+        alpha=(a_lvl[iu] - a_lvl[ju]) // 2, beta=b_lvl[iu] - b_lvl[ju], diag=diag,
+        ptr=np.cumsum(ptr), col=np.array([c for _, c, _ in keys], dtype=np.int64),
+        chan=np.array([ch for _, _, ch in keys], dtype=np.int64),
         m=np.array([entries[k].ravel() for k in keys], dtype=float).reshape(-1, 4),
+        ch_k=np.array([k for k, _, _ in chans], dtype=np.int64),
+        ch_alpha=np.array([a2 // 2 for _, a2, _ in chans], dtype=np.int64),
+        ch_beta=np.array([b for _, _, b in chans], dtype=np.int64),
     )
     _STRUCTURES[key] = st
     return st
@@ -234,17 +273,33 @@ _JIT = dict(cache=True, fastmath={"contract"})
 
 
 @njit(**_JIT)
-def _rhs(ts, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, omega_d):
-    """Y = L_t(X) for every lane, lane b at its own time ts[b]; coef[-1] is set to s(t).
+def _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
+    """The complex channel coefficients C_ch at each lane's time: coef[k] (s(t) for the drive)
+    times exp(i (alpha omega_a + beta omega_c) t)."""
+    nl = ts.shape[0]
+    kd = coef.shape[0] - 1
+    for b in range(nl):
+        coef[kd, b] = Omega[b] * math.sin(omega_d[b] * ts[b])
+    for ch in range(ch_k.shape[0]):
+        k = ch_k[ch]
+        al = ch_alpha[ch]
+        be = ch_beta[ch]
+        for b in range(nl):
+            phi = (al * omega_a[b] + be * omega_c[b]) * ts[b]
+            cr[ch, b] = coef[k, b] * math.cos(phi)
+            ci[ch, b] = coef[k, b] * math.sin(phi)
+
+
+@njit(**_JIT)
+def _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci):
+    """Y = L_t(X) in the rotating frame for every lane, with the channel coefficients (cr, ci)
+    of :func:`_coefficients`.
 
     One short SIMD loop over the lanes per coupling (CSR order): few pointers per loop, so LLVM
     vectorises it (a loop that reads all of an element's couplings at once has too many
     possibly-aliasing pointers for its run-time checks and stays scalar: measured 1.6x slower).
     """
     nl = Xr.shape[1]
-    kd = coef.shape[0] - 1
-    for b in range(nl):
-        coef[kd, b] = Omega[b] * math.sin(omega_d[b] * ts[b])
     for r0 in range(Xr.shape[0]):
         r = np.uint64(r0)
         for b in range(nl):
@@ -252,34 +307,36 @@ def _rhs(ts, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, 
             Yi[r, b] = dgr[r, b] * Xi[r, b] + dgi[r, b] * Xr[r, b]
         for q in range(ptr[r], ptr[r + 1]):
             c = np.uint64(col[q])
-            k = np.uint64(kidx[q])
+            k = np.uint64(chan[q])
             m00 = m[q, 0]
             m01 = m[q, 1]
             m10 = m[q, 2]
             m11 = m[q, 3]
             for b in range(nl):
-                w = coef[k, b]
-                xr = Xr[c, b]
-                xi = Xi[c, b]
-                Yr[r, b] += w * (m00 * xr + m01 * xi)
-                Yi[r, b] += w * (m10 * xr + m11 * xi)
+                u = m00 * Xr[c, b] + m01 * Xi[c, b]
+                v = m10 * Xr[c, b] + m11 * Xi[c, b]
+                Yr[r, b] += cr[k, b] * u - ci[k, b] * v
+                Yi[r, b] += cr[k, b] * v + ci[k, b] * u
         if is_diag[r]:
             for b in range(nl):
                 Yi[r, b] = 0.0
 
 
 @njit(**_JIT)
-def _expect(Xr, Xi, optr, orow, owr, owi, out):
-    """out[m, b] = <A_m> of lane b: sum over the weights of observable m."""
+def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
+    """S_g = sum_r conj(w_r) x_r over the entries of group g (one observable, one frequency):
+    outr, outi[g, b] its real and imaginary parts for lane b."""
     nl = Xr.shape[1]
-    for mm in range(out.shape[0]):
+    for g in range(outr.shape[0]):
         for b in range(nl):
-            out[mm, b] = 0.0
-        for q0 in range(optr[mm], optr[mm + 1]):
+            outr[g, b] = 0.0
+            outi[g, b] = 0.0
+        for q0 in range(optr[g], optr[g + 1]):
             q = np.uint64(q0)
             r = np.uint64(orow[q])
             for b in range(nl):
-                out[mm, b] += owr[q, b] * Xr[r, b] + owi[q, b] * Xi[r, b]
+                outr[g, b] += owr[q, b] * Xr[r, b] + owi[q, b] * Xi[r, b]
+                outi[g, b] += owr[q, b] * Xi[r, b] - owi[q, b] * Xr[r, b]
 
 
 @njit(**_JIT)
@@ -343,13 +400,28 @@ def _advance(Xr, Xi, Nr, Ni, Kr, Ki, slot, accept):
 
 
 @njit(**_JIT)
-def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, omega_d,
-               optr, orow, owr, owi, t_out, atol, rtol, max_step, nsteps, h0,
-               A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
-    """Integrate every lane from t_out[0] to t_out[-1]; out[b, m, n] = <A_m>(t_out[n])."""
+def _stage(ts, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a,
+           omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
+    """One right-hand side: the channel coefficients at the lanes' times ``ts``, then L_t(X)."""
+    _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+    _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci)
+
+
+@njit(**_JIT)
+def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a, omega_c,
+               ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, gobs, galpha, gbeta, t_out, atol, rtol,
+               max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
+    """Integrate every lane from t_out[0] to t_out[-1]; out[b, m, n] = <A_m>(t_out[n]).
+
+    Observables come in groups g (observable gobs[g], frequency galpha[g] omega_a + gbeta[g]
+    omega_c): <A_m>(t) = sum over its groups of Re(exp(-i omega_g t) S_g(t)), S_g linear in the
+    rotating-frame state, so S_g is interpolated by the continuous extension like the state.
+    """
     D, nl = Xr.shape
+    n_g = gobs.shape[0]
     n_obs = out.shape[1]
     n_t = t_out.shape[0]
+    n_ch = ch_k.shape[0]
     Kr = np.zeros((7, D, nl))
     Ki = np.zeros((7, D, nl))
     slot = np.arange(7)  # stage j lives in Kr[slot[j]]: FSAL is a swap when every lane accepts
@@ -357,13 +429,20 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, omega_
     Yi = np.empty((D, nl))
     Nr = np.empty((D, nl))
     Ni = np.empty((D, nl))
-    ok_obs = np.empty((7, n_obs, nl))
-    obs_y = np.empty((n_obs, nl))
-    obs_new = np.empty((n_obs, nl))
+    cr = np.empty((n_ch, nl))
+    ci = np.empty((n_ch, nl))
+    okr = np.empty((7, n_g, nl))
+    oki = np.empty((7, n_g, nl))
+    obs_yr = np.empty((n_g, nl))
+    obs_yi = np.empty((n_g, nl))
+    obs_nr = np.empty((n_g, nl))
+    obs_ni = np.empty((n_g, nl))
     err = np.empty(nl)
     er = np.empty(nl)
     ei = np.empty(nl)
     ah = np.empty((7, nl))
+    sr = np.empty(n_g)
+    si = np.empty(n_g)
     t = np.full(nl, t_out[0])
     ts = np.empty(nl)
     h = np.empty(nl)
@@ -377,29 +456,34 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, omega_
         h[b] = min(h0, t_end - t[b])
         if max_step[b] > 0:
             h[b] = min(h[b], max_step[b])
-    _expect(Xr, Xi, optr, orow, owr, owi, obs_y)
+    _expect(Xr, Xi, optr, orow, owr, owi, obs_yr, obs_yi)
     for b in range(nl):
         for mm in range(n_obs):
-            out[b, mm, 0] = obs_y[mm, b]
-    _rhs(t, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, omega_d)
+            out[b, mm, 0] = 0.0
+        for g in range(n_g):  # the frame coincides with the lab at t = 0
+            out[b, gobs[g], 0] += obs_yr[g, b]
+    _stage(t, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d,
+           omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
     n_active = nl
     while n_active > 0:
         for s in range(1, 6):  # stages 2..6
             for b in range(nl):
                 ts[b] = t[b] + Cc[s] * h[b]
             _combine(Xr, Xi, Kr, Ki, slot, A[s], h, s, Yr, Yi, ah)
-            _rhs(ts, Yr, Yi, Kr[slot[s]], Ki[slot[s]], dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, omega_d)
+            _stage(ts, Yr, Yi, Kr[slot[s]], Ki[slot[s]], dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega,
+                   omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         _combine(Xr, Xi, Kr, Ki, slot, Bw, h, 6, Nr, Ni, ah)  # the 5th-order solution
         for b in range(nl):
             ts[b] = t[b] + h[b]
-        _rhs(ts, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, omega_d)
+        _stage(ts, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega,
+               omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         _error_norm(Xr, Xi, Nr, Ni, Kr, Ki, slot, E, h, atol, rtol, err, er, ei)
         for b in range(nl):
             accept[b] = active[b] and math.isfinite(err[b]) and err[b] <= 1.0
-        # observables of the stages, for the dense output of accepted lanes
+        # observable groups of the stages, for the dense output of accepted lanes
         for j in range(1, 7):
-            _expect(Kr[slot[j]], Ki[slot[j]], optr, orow, owr, owi, ok_obs[j])
-        _expect(Nr, Ni, optr, orow, owr, owi, obs_new)
+            _expect(Kr[slot[j]], Ki[slot[j]], optr, orow, owr, owi, okr[j], oki[j])
+        _expect(Nr, Ni, optr, orow, owr, owi, obs_nr, obs_ni)
         for b in range(nl):
             if not active[b]:
                 continue
@@ -413,21 +497,33 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, kidx, m, coef, Omega, omega_
                 n_steps[b] += 1
                 since_out[b] += 1
                 while next_out[b] < n_t and t_out[next_out[b]] <= t_new:
-                    x = (t_out[next_out[b]] - t_old) / h[b]
+                    n = next_out[b]
+                    x = (t_out[n] - t_old) / h[b]
                     x2 = x * x
                     x3 = x2 * x
                     x4 = x3 * x
-                    for mm in range(n_obs):
-                        acc = 0.0
+                    for g in range(n_g):
+                        accr = 0.0
+                        acci = 0.0
                         for j in range(7):
-                            acc += (P[j, 0] * x + P[j, 1] * x2 + P[j, 2] * x3 + P[j, 3] * x4) * ok_obs[j, mm, b]
-                        out[b, mm, next_out[b]] = obs_y[mm, b] + h[b] * acc
+                            bj = P[j, 0] * x + P[j, 1] * x2 + P[j, 2] * x3 + P[j, 3] * x4
+                            accr += bj * okr[j, g, b]
+                            acci += bj * oki[j, g, b]
+                        sr[g] = obs_yr[g, b] + h[b] * accr
+                        si[g] = obs_yi[g, b] + h[b] * acci
+                    for mm in range(n_obs):
+                        out[b, mm, n] = 0.0
+                    for g in range(n_g):
+                        phi = (galpha[g] * omega_a[b] + gbeta[g] * omega_c[b]) * t_out[n]
+                        out[b, gobs[g], n] += math.cos(phi) * sr[g] + math.sin(phi) * si[g]
                     next_out[b] += 1
                     since_out[b] = 0
                 t[b] = t_new
-                for mm in range(n_obs):
-                    obs_y[mm, b] = obs_new[mm, b]
-                    ok_obs[0, mm, b] = ok_obs[6, mm, b]
+                for g in range(n_g):
+                    obs_yr[g, b] = obs_nr[g, b]
+                    obs_yi[g, b] = obs_ni[g, b]
+                    okr[0, g, b] = okr[6, g, b]
+                    oki[0, g, b] = oki[6, g, b]
                 if next_out[b] >= n_t:
                     active[b] = False
                     n_active -= 1
@@ -510,17 +606,27 @@ def integrate_group(points: Sequence[dict], st: Structure, tlist: np.ndarray) ->
             raise ValueError("points of one group must have the same expectation operators")
         weights.append(np.stack([st.expect_weights(ops[k]) for k in names]))
     W = np.stack(weights, axis=-1)  # (n_obs, D', lanes)
-    # sparse over r: the union over lanes of each observable's non-zero weights
-    optr, orow = [0], []
+    # groups: (observable, frequency of the element in the frame), each sparse over r (the union
+    # over lanes of the non-zero weights)
+    optr, orow, gobs, galpha, gbeta, wsel = [0], [], [], [], [], []
     for mm in range(W.shape[0]):
         nz = np.flatnonzero(np.any(W[mm] != 0, axis=1))
-        orow.extend(nz)
-        optr.append(len(orow))
+        for a, bb in sorted({(int(st.alpha[r]), int(st.beta[r])) for r in nz}):
+            sel = nz[(st.alpha[nz] == a) & (st.beta[nz] == bb)]
+            orow.extend(sel)
+            wsel.append(W[mm, sel])
+            optr.append(len(orow))
+            gobs.append(mm)
+            galpha.append(a)
+            gbeta.append(bb)
     orow = np.array(orow, dtype=np.int64)
-    Wsel = np.concatenate([W[mm, np.flatnonzero(np.any(W[mm] != 0, axis=1))] for mm in range(W.shape[0])])
-    dg = np.einsum("kr,kb->rb", st.diag, coef[:-1])
+    Wsel = np.concatenate(wsel) if wsel else np.zeros((0, nl), dtype=complex)
+    static = [k for k, name in enumerate(st.names) if name not in FRAME]
+    dg = np.einsum("kr,kb->rb", st.diag[static], coef[static])
     Omega = np.array([p["Omega"] for p in points])
     omega_d = np.array([p["omega_d"] for p in points])
+    omega_a = np.array([p["omega_a"] for p in points])
+    omega_c = np.array([p["omega_c"] if p["catalyst"] else 0.0 for p in points])
     atol = np.array([p["atol"] for p in points])
     rtol = np.array([p["rtol"] for p in points])
     max_step = np.array([p["max_step"] for p in points])
@@ -532,10 +638,11 @@ def integrate_group(points: Sequence[dict], st: Structure, tlist: np.ndarray) ->
     dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
     _integrate(
         np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), np.ascontiguousarray(dg.real),
-        np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col, st.kidx, st.m, coef, Omega, omega_d,
-        np.array(optr, dtype=np.int64), orow, np.ascontiguousarray(Wsel.real),
-        np.ascontiguousarray(Wsel.imag), np.asarray(tlist, dtype=float), atol, rtol, max_step, nsteps,
-        min(0.01, dt), _A, _B, _C, _E, _P, out, status, n_steps, n_rej,
+        np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col, st.chan, st.m, coef, Omega, omega_d,
+        omega_a, omega_c, st.ch_k, st.ch_alpha, st.ch_beta, np.array(optr, dtype=np.int64), orow,
+        np.ascontiguousarray(Wsel.real), np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64),
+        np.array(galpha, dtype=np.int64), np.array(gbeta, dtype=np.int64), np.asarray(tlist, dtype=float),
+        atol, rtol, max_step, nsteps, min(0.01, dt), _A, _B, _C, _E, _P, out, status, n_steps, n_rej,
     )
     return [LaneResult({k: out[b, i] for i, k in enumerate(names)}, int(status[b]), int(n_steps[b]),
                        int(n_rej[b])) for b in range(nl)]
