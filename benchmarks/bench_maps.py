@@ -19,6 +19,7 @@ machine's load are printed with each figure.
 from __future__ import annotations
 
 import argparse
+import re
 import platform
 import shutil
 import sys
@@ -61,7 +62,8 @@ BARE_BATCHED = textwrap.dedent("""
 
 
 def simulation_jobs(output: str) -> int:
-    return sum(1 for line in output.splitlines() if line.startswith("localrule simulate_batch_"))
+    """Batch jobs run: each prints one line "Job N: simulate K points (...)"."""
+    return sum(1 for line in output.splitlines() if re.match(r"Job \d+: simulate \d+ point", line))
 
 
 def bench_map21(root: Path) -> None:

@@ -10,7 +10,16 @@ the physics parameters,
 
 with structure superoperators that depend only on (catalyst, n_fock). They are taken from
 :func:`qbcat.model.operators` at unit parameters, so the physics stays in one place; a test
-checks the sum against ``qutip.liouvillian`` at random points.
+checks the kernel against ``qutip.liouvillian`` at random points.
+
+Rotating frame (exact, no rotating-wave approximation): the engine integrates
+rho_I = exp(i H0 t) rho exp(-i H0 t), H0 = H_QB + H_cat = omega_a L_a + omega_c L_c's
+Hamiltonian, which is diagonal. Element (i, j) of rho rotates as exp(-i (E_i - E_j) t), up to
+(n_fock - 1) omega_c for photon coherences; the frame takes that rotation out, so the step
+size follows the slow physics (coupling, drive, damping) instead: 5x fewer steps at n_fock 12
+(benchmarks/README.md). The price is a phase exp(i (alpha omega_a + beta omega_c) t) on each
+coupling (a handful of distinct "channels"), and observables that are put back into the lab
+frame at the output times.
 
 Data layout (the kernel's reason to be fast): rho is Hermitian, so only its upper triangle
 (i <= j, D' = d(d+1)/2 complex numbers) is integrated; an element below the diagonal is read as
@@ -18,10 +27,11 @@ the conjugate of its mirror. The batch's points are the innermost (contiguous) a
 array, ``X[r, lane]``, so every operation of the right-hand side is one SIMD loop over points.
 The right-hand side is, per element r,
 
-    dX_r = Dg_r X_r + sum_q coef[k_q] * M_q (X_{c_q} or conj X_{c_q}),
+    dX_r = Dg_r X_r + sum_q C_{ch_q}(t) * M_q (X_{c_q} or conj X_{c_q}),
 
-with Dg the per-point diagonal of the static Liouvillian (energy differences, dephasing, loss)
-and M_q a real 2x2 matrix acting on (Re, Im). At n_fock 12 that is about 17 kflop per point.
+with Dg the per-point diagonal of the dissipators, M_q a real 2x2 matrix acting on (Re, Im) and
+C_ch(t) the channel's complex coefficient (g, kappa_1 or s(t), times its phase). At n_fock 12
+that is about 16 kflop per point.
 
 Time stepping: Dormand-Prince 5(4) (the tableau and dense output of scipy's RK45), FSAL, with
 each point ("lane") on its OWN step size and time: a hard point never loosens or slows the
@@ -31,7 +41,8 @@ cross-lane arithmetic; no fast-math). Error control per point: a step is accepte
     sqrt( mean_r |e_r|^2 / (atol + rtol max(|X_r|, |X_r_new|))^2 ) <= 1,
 
 the weighted RMS norm of the local error estimate e over the independent elements of rho
-(the norm of scipy's RK45 and of QuTiP's ODE solvers). Outputs are at exactly the requested
+(the norm of scipy's RK45 and of QuTiP's ODE solvers; |rho_I| = |rho| element by element, so
+the frame does not change what the tolerances mean). Outputs are at exactly the requested
 times, from the method's 4th-order continuous extension applied to the observables (they are
 linear in rho, so interpolating <A> is interpolating rho): no step is shortened to hit an
 output time.

@@ -284,6 +284,17 @@ def figure_ergotropy(
     return fig
 
 
+def _check_early_window(sweeps, names, t_end: float, figure: str, key: str) -> None:
+    """ValueError unless there are sweeps, each holds ``names``, and [0, t_end] holds >= 2 times."""
+    if not sweeps:
+        raise ValueError(f"{figure}: no sweeps given")
+    for ds in sweeps:
+        analysis.validate_sweep(ds, names)
+        t = ds[TIME].values
+        if not (t_end > t[0] and np.sum(t <= t_end) >= 2):
+            raise ValueError(f"{key}={t_end} must lie inside the run (time from {t[0]} to {t[-1]})")
+
+
 def figure_heat_current(
     sweeps: Sequence[xr.Dataset],
     *,
@@ -296,13 +307,7 @@ def figure_heat_current(
     Each panel is two stacked axes: the whole run (top) and the early transient (bottom), where
     the paper places the backflow peak (near t = 1). A grey line marks J = 0.
     """
-    if not sweeps:
-        raise ValueError("figure_heat_current: no sweeps given")
-    for ds in sweeps:
-        analysis.validate_sweep(ds, ["heat_current"])
-        t = ds[TIME].values
-        if not (zoom_t_end > t[0] and np.sum(t <= zoom_t_end) >= 2):
-            raise ValueError(f"zoom_t_end={zoom_t_end} must lie inside the run (time from {t[0]} to {t[-1]})")
+    _check_early_window(sweeps, ["heat_current"], zoom_t_end, "figure_heat_current", "zoom_t_end")
     nrows, nc = _grid(len(sweeps), ncols)
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(3.6 * nc, 3.9 * nrows), layout="constrained")
@@ -350,14 +355,8 @@ def figure_heat_current_channels(
     (the rank colours of Fig. 3); the bottom axes also show the uncatalyzed baseline, whose J is
     all dephasing (its J_cat is 0). A grey line marks 0: below it the channel feeds the battery.
     """
-    if not sweeps:
-        raise ValueError("figure_heat_current_channels: no sweeps given")
     names = list(CHANNEL_LABELS)
-    for ds in sweeps:
-        analysis.validate_sweep(ds, names)
-        t = ds[TIME].values
-        if not (t_end > t[0] and np.sum(t <= t_end) >= 2):
-            raise ValueError(f"t_end={t_end} must lie inside the run (time from {t[0]} to {t[-1]})")
+    _check_early_window(sweeps, names, t_end, "figure_heat_current_channels", "t_end")
     nrows, nc = _grid(len(sweeps), ncols)
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(3.6 * nc, 3.9 * nrows), layout="constrained")

@@ -45,16 +45,15 @@ from .atomic import write_text
 #: (2 n_fock for a catalyzed point, 2 for its qubit-only baseline), so d**2 is the dimension of
 #: the Liouvillian the solver propagates. Fitted (least squares in relative error, within 7 %)
 #: to the measured engine times at the default point (t_max 300, n_t 3001, adams, atol 1e-9,
-#: rtol 1e-7): ``qutip`` 0.13 / 0.51 / 1.47 s at n_fock 4 / 12 / 20 (benchmarks/README.md);
-#: ``batched`` 2.5 / 18 / 53 ms per point (placeholders, to be replaced by the batched
-#: engine's benchmark).
+#: rtol 1e-7): ``qutip`` 0.13 / 0.51 / 1.47 s at n_fock 4 / 12 / 20; ``batched`` 10 / 32 /
+#: 82 ms per point in batches of 64 (benchmarks/README.md, "Engines").
 ENGINE_COST = {
     "qutip": (0.077, 8.1e-4),
-    "batched": (4.7e-4, 3.2e-5),
+    "batched": (7.0e-3, 4.7e-5),
 }
 #: Seconds per point that do not grow with t_max or n_fock: the point's dataset built and
-#: written (qbcat.io.to_dataset + write_netcdf, n_t 3001: 0.029 s measured, either engine).
-WRITE_S = 0.03
+#: written (qbcat.io.to_dataset + write_netcdf, uncompressed, n_t 3001: ~0.012 s measured).
+WRITE_S = 0.012
 #: The engine a point without an ``engine`` parameter runs on.
 DEFAULT_ENGINE = "batched"
 REFERENCE_T_MAX = 300.0
