@@ -263,7 +263,7 @@ def test_runtime_scales_with_batch_size():
 
 def test_run_batch_writes_the_good_points_and_reports_the_failed_one(tmp_path):
     good = {"n_fock": 3, "t_max": 5.0, "n_t": 51, "catalyst": True}
-    bad = {**good, "nsteps": 1}  # the integrator gives up after one step
+    bad = {**good, "nsteps": 1, "max_step": 0.01}  # 10 steps needed between outputs, 1 allowed
     points = [bad, good]
     outputs = [grid.point_path(tmp_path, point_id(p)) for p in points]
     messages = []
@@ -275,7 +275,9 @@ def test_run_batch_writes_the_good_points_and_reports_the_failed_one(tmp_path):
     assert point_id(bad) in marker.read_text()
     report = grid.failure_report(failures, len(points))
     assert report.startswith("1 of 2 points failed") and point_id(bad) in report and "nsteps=1" in report
-    assert len(messages) == 2 and "FAILED" in messages[0]
+    points_lines = [m for m in messages if " progress: " not in m]  # one line per point, then progress
+    assert len(points_lines) == 2 and "FAILED" in points_lines[0]
+    assert messages[-1].startswith("[2/2] progress: 1 written, 1 failed")
     with pytest.raises(ValueError, match="is not the file of point"):
         grid.run_batch([good], [tmp_path / "wrong.nc"])
 

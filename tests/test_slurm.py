@@ -240,10 +240,11 @@ def test_a_failed_point_names_its_slurm_job_and_a_rerun_submits_only_what_failed
     shutil.copytree(slurm_run[0], ws, symlinks=True)
     # one batch holding two good points (nsteps 50000) and two that fail (nsteps 1)
     config = read_config(ws)
-    config["sweeps"]["fragile"] = {"axes": {"nsteps": {"values": [1, 50000]}}}
+    # steps of at most 0.01 between outputs 0.1 apart: nsteps=1 fails
+    config["sweeps"]["fragile"] = {"set": {"max_step": 0.01}, "axes": {"nsteps": {"values": [1, 50000]}}}
     config["batch_size"] = 4
     write_config(ws, config)
-    ids = {n: [point_id({**TINY["base"], "nsteps": n, "catalyst": c}) for c in (True, False)]
+    ids = {n: [point_id({**TINY["base"], "max_step": 0.01, "nsteps": n, "catalyst": c}) for c in (True, False)]
            for n in (1, 50000, 1000)}
     proc = run_on_cluster(ws, cluster, "--jobs", "1")
     out = proc.stdout
@@ -253,7 +254,7 @@ def test_a_failed_point_names_its_slurm_job_and_a_rerun_submits_only_what_failed
     assert f"Error in rule {rule}:" in out and f"SLURM-job '{jobid}' failed" in out
     assert f"log: logs/simulate/{rule}.log, {slurm_log}" in out and Path(slurm_log).is_file()
     assert "2 of 4 points failed (the others were written)" in out  # the job's log, shown
-    assert all(pid in out for pid in ids[1]) and "nsteps=1)" in out
+    assert all(pid in out for pid in ids[1]) and "nsteps=1, max_step=0.01)" in out
     assert sacct_jobs(out, cluster)[jobid]["State"] == "FAILED"
     points = ws / "results" / "points"
     assert all((points / f"{pid}.nc").is_file() for pid in ids[50000])  # keep-incomplete

@@ -231,17 +231,19 @@ def test_a_failed_point_keeps_the_others_and_allow_gaps_leaves_a_gap(tmp_path):
     config = {
         "base": TINY["base"],
         "sweeps": {"g_scan": {"axes": {"g": {"values": [0.1, 0.2]}}},
-                   "fragile": {"axes": {"nsteps": {"values": [1, 100000]}}}},  # nsteps=1 fails
+                   # with steps of at most 0.01 (outputs 0.1 apart), nsteps=1 fails
+                   "fragile": {"set": {"max_step": 0.01}, "axes": {"nsteps": {"values": [1, 100000]}}}},
         "batch_size": 10,  # one batch (on one core): good and failing points together
     }
     ws = make_workspace(tmp_path / "fail", config)
-    bad = [point_id({**TINY["base"], "nsteps": 1, "catalyst": c}) for c in (True, False)]
+    bad = [point_id({**TINY["base"], "max_step": 0.01, "nsteps": 1, "catalyst": c}) for c in (True, False)]
     proc = snakemake(ws, "--cores", "1", check=False)
     assert proc.returncode != 0
-    assert "2 of 5 points failed (the others were written)" in proc.stdout  # the job's log, shown
+    # 7 points: g_scan's 2 and its baseline; fragile's 2 and their 2 baselines (max_step is theirs)
+    assert "2 of 7 points failed (the others were written)" in proc.stdout  # the job's log, shown
     assert all(pid in proc.stdout for pid in bad) and "nsteps=1" in proc.stdout
     points = ws / "results" / "points"
-    assert len(list(points.glob("*.nc"))) == 3  # keep-incomplete: the good points survived
+    assert len(list(points.glob("*.nc"))) == 5  # keep-incomplete: the good points survived
     assert {p.stem for p in points.glob("*.failed")} == set(bad)
     # the next run retries exactly the failed points
     out = snakemake(ws, "-n", "--cores", "1").stdout
