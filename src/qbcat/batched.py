@@ -36,7 +36,8 @@ that is about 16 kflop per point.
 Time stepping: Dormand-Prince 5(4) (the tableau and dense output of scipy's RK45), FSAL, with
 each point ("lane") on its OWN step size and time: a hard point never loosens or slows the
 error control of the others, and a point gives bitwise the same result in any batch (no
-cross-lane arithmetic; no fast-math). Error control per point: a step is accepted when
+cross-lane arithmetic; only FMA contraction, the same in every lane). Error control per point: a
+step is accepted when
 
     sqrt( mean_r |e_r|^2 / (atol + rtol max(|X_r|, |X_r_new|))^2 ) <= 1,
 
