@@ -601,7 +601,8 @@ def run_batch(
             failures.append(failure)
             write_text(failure.describe() + "\n", marker)
             log(f"[{done}/{n}] FAILED {failure.describe()}")
-            log(progress_line(done - len(failures), n, len(failures), time.perf_counter() - start))
+            last = time.perf_counter()
+            log(progress_line(done - len(failures), n, len(failures), last - start))
             continue
         if marker.exists():
             marker.unlink()
