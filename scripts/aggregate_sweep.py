@@ -15,6 +15,7 @@ try:
         chunk_mb=snakemake.params.chunk_mb,  # noqa: F821
         sanity_bounds=snakemake.params.sanity,  # noqa: F821
         share=snakemake.params.share,  # noqa: F821
+        fail_on_cutoff=snakemake.params.fail_on_cutoff,  # noqa: F821
     )
 except aggregate.AggregationError as exc:
     sys.exit(f"qbcat: {exc}")

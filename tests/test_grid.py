@@ -275,7 +275,11 @@ def test_run_batch_writes_the_good_points_and_reports_the_failed_one(tmp_path):
     assert point_id(bad) in marker.read_text()
     report = grid.failure_report(failures, len(points))
     assert report.startswith("1 of 2 points failed") and point_id(bad) in report and "nsteps=1" in report
-    points_lines = [m for m in messages if " progress: " not in m]  # one line per point, then progress
+    # one line per point, then progress; a point whose cutoff certificate fails (n_fock 3 is far
+    # too small) is named once more, loudly
+    cutoff_lines = [m for m in messages if "] CUTOFF " in m]
+    assert len(cutoff_lines) == 1 and point_id(good) in cutoff_lines[0] and "top Fock level" in cutoff_lines[0]
+    points_lines = [m for m in messages if " progress: " not in m and m not in cutoff_lines]
     assert len(points_lines) == 2 and "FAILED" in points_lines[0]
     assert messages[-1].startswith("[2/2] progress: 1 written, 1 failed")
     with pytest.raises(ValueError, match="is not the file of point"):

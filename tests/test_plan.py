@@ -27,8 +27,8 @@ CONFIG = {
     },
     "build_products": True,
     "figures": {"paper_sweeps": ["g_scan", "kappa_1_scan"]},
-    "convergence": {"corner_sweeps": ["g_scan", "g_omega_c_map"], "reference_gap": 2,
-                    "n_fock_offsets": [-1], "n_fock_extra": [4]},
+    "convergence": {"corner_sweeps": ["g_scan", "g_omega_c_map"], "checks_at_corners": ["cutoff"],
+                    "reference_gap": 2, "n_fock_offsets": [-1], "n_fock_extra": [4]},
     "steady": {"maps": {"m": {"sweep": "g_omega_c_map", "axes": {"omega_c": [1.2, 0.8]}}}},
     "claims": {"thresholds": {"catalyst_t_start": 5.0}},
 }
@@ -82,7 +82,24 @@ def test_the_convergence_points_are_the_base_and_the_corners_each_once():
     assert options["checks"] == ["cutoff", "tolerance", "sampling"]  # checks_at_base (defaults)
     assert options["n_fock"] == [4, 5, 7] and options["reference_n_fock"] == 7  # extra, offset, own, ref
     assert options["min_gap"] == 2 and options["fail_on_error"] is False
-    assert shared["options"]["checks"] == ["cutoff"]  # checks_at_corners (default)
+    assert shared["options"]["checks"] == ["cutoff"]  # checks_at_corners
+
+
+def test_a_point_with_n_fock_auto_is_checked_at_the_cutoff_it_will_choose():
+    p = planned(changed("base.n_fock", "auto"))
+    entry = p.convergence_points[point_id(validate({**BASE, "n_fock": "auto", "catalyst": True}))]
+    # the cutoff is chosen when the check runs: the reference and the offsets follow it there
+    assert entry["options"]["reference_n_fock"] is None
+    assert entry["options"]["n_fock"] == [4] and entry["options"]["n_fock_offsets"] == [-1]
+
+
+def test_by_default_the_corners_are_not_checked_every_point_has_its_certificate():
+    config = changed("convergence.checks_at_corners", [])
+    p = planned(config)
+    assert set(p.convergence_points) == {point_id(validate({**BASE, "catalyst": True}))}
+    with open(SCHEMA) as fh:
+        schema = yaml.safe_load(fh)
+    assert schema["properties"]["convergence"]["properties"]["checks_at_corners"]["default"] == []
 
 
 def test_a_point_listed_twice_is_checked_once_with_both_sets_of_checks():

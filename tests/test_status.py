@@ -31,8 +31,17 @@ def test_the_cost_model_reproduces_the_measured_engine_times():
     for engine, times in measured.items():
         for n_fock, seconds in times.items():
             p = {**validate({"n_fock": n_fock}), "engine": engine}
-            solver = status.estimate_point_seconds(p) - status.WRITE_S
-            assert solver == pytest.approx(seconds, rel=0.1), (engine, n_fock)
+            assert status.run_seconds(p) == pytest.approx(seconds, rel=0.1), (engine, n_fock)
+
+
+def test_a_catalyzed_point_costs_the_runs_of_its_cutoff_certificate():
+    p = validate({"n_fock": 8, "cutoff_gap": 6})
+    runs = status.run_seconds(p) + status.run_seconds({**p, "n_fock": 14})
+    assert status.estimate_point_seconds(p) == pytest.approx(status.WRITE_S + runs)
+    auto = validate({"n_fock": "auto", "n_fock_min": 6, "n_fock_step": 2, "cutoff_gap": 4})
+    assert status.certified_cutoffs(auto) == [6, 8, 10, 12, 14]  # rungs 6, 8, 10 and their references
+    assert status.estimate_point_seconds(auto) == pytest.approx(
+        status.WRITE_S + sum(status.run_seconds({**auto, "n_fock": n}) for n in (6, 8, 10, 12, 14)))
 
 
 def test_the_cost_grows_with_t_max_and_the_liouvillian_and_defaults_to_the_default_engine():
@@ -46,7 +55,7 @@ def test_the_cost_grows_with_t_max_and_the_liouvillian_and_defaults_to_the_defau
     ten = status.estimate_point_seconds({**p, "t_max": 10 * p["t_max"]})
     assert ten - status.WRITE_S == pytest.approx(10 * (base - status.WRITE_S))
     a, b = status.ENGINE_COST["qutip"]
-    assert base == pytest.approx(status.WRITE_S + a + b * 16**2)  # d = 2 n_fock
+    assert base == pytest.approx(status.WRITE_S + 2 * a + b * (16**2 + 24**2))  # d = 2 n_fock, and n_fock + 4
     baseline = status.estimate_point_seconds({**p, "catalyst": False})
     assert baseline == pytest.approx(status.WRITE_S + a + b * 4)  # the qubit alone: d = 2
 

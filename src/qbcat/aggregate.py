@@ -48,11 +48,20 @@ from types import SimpleNamespace
 import numpy as np
 
 from .grid import CASES, POINT_SUFFIX, Sweep, remove_stale_temporaries
-from .params import PARAMETERS
+from .cutoff import CERTIFIED, Certificate
+from .params import PARAMETERS, validate
 
 #: The per-point sanity numbers (attributes ``sanity_*`` of a point file).
 SANITY = ("trace_error_max", "min_eigenvalue_qb", "first_law_residual", "first_law_residual_rel",
           "heat_channel_residual")
+
+#: The cutoff certificate's numbers (attributes ``cutoff_*`` of a catalyzed point's file,
+#: qbcat.cutoff), carried into the sweep as variables of the same names; the chosen cutoff
+#: ``cutoff_n_fock`` becomes the variable ``n_fock``.
+#: A catalyzed point's certificate thresholds (its own parameters: a sweep may set them).
+THRESHOLDS = ("cutoff_tolerance", "cutoff_top_population")
+
+CUTOFF = ("cutoff_n_fock", *(f"cutoff_deviation_{name}" for name in CERTIFIED), "cutoff_top_population")
 
 
 class AggregationError(RuntimeError):
@@ -84,6 +93,8 @@ class PointTable:
     point_id: np.ndarray  # str
     sanity: dict  # name -> float array
     time: np.ndarray
+    cutoff: dict = field(default_factory=dict)  # CUTOFF name -> float array (NaN: baseline, gap)
+    thresholds: dict = field(default_factory=dict)  # cutoff_tolerance/_top_population per cell
     gaps: list = field(default_factory=list)  # ids of missing points
     qutip_versions: list = field(default_factory=list)
 
@@ -136,6 +147,8 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
     paths = np.full(shape, None, dtype=object)
     ids = np.full(shape, "", dtype=object)
     sanity = {name: np.full(shape, np.nan) for name in SANITY}
+    cutoff = {name: np.full(shape, np.nan) for name in CUTOFF}
+    thresholds = {name: np.full(shape, np.nan) for name in THRESHOLDS}
     gaps, versions, n_time, headers = [], set(), None, {}
     expected_vars = set(_observables())
     last = time.monotonic()
@@ -179,17 +192,29 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
                     raise AggregationError(f"sweep {sweep.name}: point file {path} has {nt} times, "
                                            f"other points {n_time}")
                 versions.add(str(attrs.get("qutip_version", "unknown")))
-                headers[pid] = {name: float(attrs.get(f"sanity_{name}", np.nan)) for name in SANITY}
+                if case == "catalyzed" and "cutoff_n_fock" not in attrs:
+                    raise AggregationError(f"sweep {sweep.name}: point file {path} has no cutoff "
+                                           "certificate (written by an older qbcat?): delete it to "
+                                           "have it recomputed")
+                headers[pid] = {**{name: float(attrs.get(f"sanity_{name}", np.nan)) for name in SANITY},
+                                **{name: float(attrs.get(name, np.nan)) for name in CUTOFF}}
             paths[index + (c,)] = path
             for name in SANITY:
                 sanity[name][index + (c,)] = headers[pid][name]
+            for name in CUTOFF:
+                cutoff[name][index + (c,)] = headers[pid][name]
+            if case == "catalyzed":
+                full = validate(params)
+                for name in THRESHOLDS:
+                    thresholds[name][index + (c,)] = full[name]
         if time.monotonic() - last > 10:
             log(f"aggregate {sweep.name}: checked {n}/{sweep.size} grid cells")
             last = time.monotonic()
     present = [p for p in paths.flat if p is not None]
     if not present:
         raise AggregationError(f"sweep {sweep.name}: no point file at all")
-    return PointTable(paths, ids.astype(str), sanity, _read_time(present[0]), gaps, sorted(versions))
+    return PointTable(paths, ids.astype(str), sanity, _read_time(present[0]), gaps, sorted(versions),
+                      cutoff, thresholds)
 
 
 def sanity_flags(table: PointTable, bounds: Mapping | None = None) -> tuple[np.ndarray, dict]:
@@ -207,6 +232,25 @@ def sanity_flags(table: PointTable, bounds: Mapping | None = None) -> tuple[np.n
         if found:
             ok[index] = 0
             broken[str(table.point_id[index])] = "; ".join(found)
+    return ok, broken
+
+
+def cutoff_flags(table: PointTable) -> tuple[np.ndarray, dict]:
+    """``cutoff_ok`` on the grid (*shape, case): 1 certified, 0 certificate failed, -1 none (the
+    baseline has no cutoff; or a missing point); and {point_id: violations (text)} of the failed,
+    judged at each point's own thresholds (qbcat.cutoff.Certificate.violations)."""
+    ok = np.full(table.point_id.shape, -1, dtype=np.int8)
+    broken = {}
+    for index in np.ndindex(*ok.shape):
+        if table.paths[index] is None or not np.isfinite(table.cutoff["cutoff_n_fock"][index]):
+            continue
+        n_fock = int(table.cutoff["cutoff_n_fock"][index])
+        cert = Certificate(n_fock, -1, {name: table.cutoff[f"cutoff_deviation_{name}"][index] for name in CERTIFIED},
+                           table.cutoff["cutoff_top_population"][index])
+        found = cert.violations({name: table.thresholds[name][index] for name in THRESHOLDS})
+        ok[index] = 0 if found else 1
+        if found:
+            broken[str(table.point_id[index])] = f"n_fock {n_fock}: " + "; ".join(found)
     return ok, broken
 
 
@@ -307,7 +351,7 @@ def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_
     ``id`` is ``qbcat-sweep-<name>-<hash of its point ids>``."""
     import xarray as xr
 
-    from .io import VARIABLES, content_id, describe, describe_bounds
+    from .io import AGGREGATE_VARIABLES, VARIABLES, content_id, describe, describe_bounds
 
     dims = (*sweep.axis_names, "case")
     coords = {a.name: (a.name, np.asarray(a.values)) for a in sweep.axes}
@@ -325,6 +369,17 @@ def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_
     ok, _ = sanity_flags(table, sanity_bounds)
     ds["sanity_ok"] = (dims, ok, {"flag_values": np.array([-1, 0, 1], dtype=np.int8),
                                   "flag_meanings": "missing_point bounds_broken within_bounds"})
+    for name in CUTOFF:
+        target = "n_fock" if name == "cutoff_n_fock" else name
+        if target in ds.coords:  # n_fock swept: the coordinate is the cutoff
+            continue
+        units, long_name, comment = AGGREGATE_VARIABLES[target]
+        ds[target] = (dims, table.cutoff[name], {"units": units, "long_name": long_name, "comment": comment})
+    cut_ok, _ = cutoff_flags(table)
+    ds["cutoff_ok"] = (dims, cut_ok, {"flag_values": np.array([-1, 0, 1], dtype=np.int8),
+                                      "flag_meanings": "no_certificate certificate_failed certified",
+                                      **dict(zip(("units", "long_name", "comment"),
+                                                 AGGREGATE_VARIABLES["cutoff_ok"]))})
     if allow_gaps:
         gap = np.isin(table.point_id, table.gaps) if table.gaps else np.zeros(table.point_id.shape, bool)
         ds["missing_point"] = (dims, gap.astype(np.int8), {
@@ -365,12 +420,14 @@ def write_sweep(
     log=None,
     sanity_bounds: Mapping | None = None,
     share: Mapping | None = None,
+    fail_on_cutoff: bool = False,
 ) -> Path:
     """Check the sweep's point files, stack them lazily and write ``output`` atomically.
 
     Points that break ``sanity_bounds`` (default :data:`qbcat.io.DEFAULT_SANITY_BOUNDS`) are
-    flagged in the variable ``sanity_ok`` and named in the log. Temporaries of an interrupted
-    write of ``output`` are deleted first.
+    flagged in the variable ``sanity_ok`` and named in the log; so are the points whose cutoff
+    certificate fails (variable ``cutoff_ok``), and with ``fail_on_cutoff`` the aggregation then
+    stops before writing. Temporaries of an interrupted write of ``output`` are deleted first.
     """
     import dask
 
@@ -387,6 +444,11 @@ def write_sweep(
         log(f"aggregate {sweep.name}: {len(table.gaps)} missing point(s) left as NaN: "
             f"{' '.join(table.gaps)}")
     _log_sanity(sweep, table, bounds, log)
+    failed = _log_cutoff(sweep, table, log)
+    if failed and fail_on_cutoff:
+        raise AggregationError(f"sweep {sweep.name}: {failed} point(s) fail their cutoff certificate (listed "
+                               "above) and fail_on_cutoff is true; their point files are kept: raise n_fock "
+                               "(or n_fock_max with n_fock: auto), or set fail_on_cutoff: false to flag them")
     ds = sweep_dataset(sweep, table, chunk_mb, allow_gaps, bounds, share)
     log(f"aggregate {sweep.name}: {sweep.size} grid cells checked in "
         f"{time.perf_counter() - start:.1f} s; writing {output}")
@@ -417,6 +479,27 @@ def _log_sanity(sweep: Sweep, table: PointTable, bounds: Mapping | None, log, mo
             log(f"  ... and {len(broken) - most} more (see the variable sanity_ok)")
             break
         log(f"  point {pid} ({_cell_text(sweep, tuple(int(i) for i in index))}): {broken[pid]}")
+
+
+def _log_cutoff(sweep: Sweep, table: PointTable, log, most: int = 100) -> int:
+    """Name every catalyzed point whose cutoff certificate fails (the first ``most`` in full), and
+    one line on the chosen cutoffs; returns how many fail."""
+    ok, broken = cutoff_flags(table)
+    n_fock = table.cutoff["cutoff_n_fock"][ok >= 0]
+    if n_fock.size:
+        log(f"aggregate {sweep.name}: cutoff certificates: {int((ok == 1).sum())} of {int((ok >= 0).sum())} "
+            f"catalyzed points certified; n_fock {int(n_fock.min())}-{int(n_fock.max())}")
+    if not broken:
+        return 0
+    log(f"aggregate {sweep.name}: CUTOFF: {len(broken)} point(s) FAIL their cutoff certificate; kept, "
+        "flagged cutoff_ok = 0 (and in every product made from this sweep):")
+    for k, index in enumerate(zip(*np.nonzero(ok == 0))):
+        if k >= most:
+            log(f"  ... and {len(broken) - most} more (see the variable cutoff_ok)")
+            break
+        pid = str(table.point_id[index])
+        log(f"  point {pid} ({_cell_text(sweep, tuple(int(i) for i in index))}): {broken[pid]}")
+    return len(broken)
 
 
 @contextlib.contextmanager

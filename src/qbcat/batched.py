@@ -675,7 +675,7 @@ def iter_simulate(params_list: Sequence[dict], lanes: int | None = None):
     steps) gets a SimulationError naming its parameters; the other points of its chunk are
     unaffected.
     """
-    from .solve import SimulationError, Trajectory, _describe, observables_from_expect, sanity_checks
+    from .solve import SimulationError, _describe, trajectory_from_expect
 
     groups: dict = {}
     for i, p in enumerate(params_list):
@@ -707,10 +707,8 @@ def iter_simulate(params_list: Sequence[dict], lanes: int | None = None):
                         f"non-finite {', '.join(bad)} at point {_describe(p)}; "
                         "try tighter atol/rtol or a smaller max_step")
                     continue
-                traj = Trajectory(params=p, time=tlist, data=observables_from_expect(p, tlist, lr.expect),
-                                  wall_time=wall, stats={"steps": lr.steps, "rejected": lr.rejected})
-                traj.sanity = sanity_checks(traj)
-                yield i, traj
+                yield i, trajectory_from_expect(p, tlist, lr.expect, wall,
+                                                {"steps": lr.steps, "rejected": lr.rejected})
 
 
 def simulate_many(params_list: Sequence[dict], lanes: int | None = None) -> list:

@@ -63,7 +63,8 @@ CHECKS = ("cutoff", "tolerance", "sampling")
 DEFAULT_OPTIONS: dict = {
     "checks": list(CHECKS),
     "n_fock": list(range(2, 17)),
-    "reference_n_fock": None,  # None: the largest value of n_fock
+    "reference_n_fock": None,  # None: the largest of n_fock (n_fock auto: and its n_fock + min_gap)
+    "n_fock_offsets": [],  # cutoffs relative to the point's own (e.g. -2), added to n_fock
     "min_gap": 4,  # the reference must exceed the point's n_fock by at least this much
     "thresholds": {"ergotropy": 1e-3, "heat_current": 1e-3, "energy_cat": 1e-3},
     "relative": False,
@@ -160,6 +161,11 @@ def validate_options(options: dict | None, base_params: dict | None = None) -> d
             raise _bad("checks", f"unknown check {c!r} (known: {', '.join(CHECKS)})")
     out["checks"] = list(dict.fromkeys(checks))
     out["n_fock"] = _int_list("n_fock", out["n_fock"], 2)
+    offsets = out["n_fock_offsets"]
+    if isinstance(offsets, (str, bool)) or not isinstance(offsets, (list, tuple)) or not all(
+            isinstance(k, int) and not isinstance(k, bool) for k in offsets):
+        raise _bad("n_fock_offsets", f"expected a list of integers, got {offsets!r}")
+    out["n_fock_offsets"] = list(offsets)
     if out["reference_n_fock"] is not None:
         out["reference_n_fock"] = _int_list("reference_n_fock", [out["reference_n_fock"]], 2)[0]
     out["thresholds"] = validate_thresholds(out["thresholds"])
@@ -181,6 +187,8 @@ def validate_options(options: dict | None, base_params: dict | None = None) -> d
         if "cutoff" in out["checks"]:
             if not p["catalyst"]:
                 raise _bad("catalyst", "the cutoff check needs a catalyzed point (catalyst=true)")
+            if p["n_fock"] == "auto":  # its cutoff is chosen when the checks run
+                return out
             ref = out["reference_n_fock"] or max(out["n_fock"])
             if ref < p["n_fock"] + out["min_gap"]:
                 raise _bad("n_fock", f"the reference cutoff {ref} must exceed the point's n_fock "
@@ -447,21 +455,41 @@ def sampling_check(params: dict, thresholds: dict | None = None, *, relative: bo
                         True, {"n_t": p["n_t"]}))
 
 
+def resolve_auto(p: dict, progress: Progress = _stderr) -> dict:
+    """A point with n_fock "auto" at the cutoff its ladder picks (qbcat.cutoff; the checks then
+    run at that cutoff, as the study's point does); any other point as it is."""
+    if not (p["catalyst"] and p["n_fock"] == "auto"):
+        return p
+    from .cutoff import describe
+
+    start = _time.perf_counter()
+    traj = simulate(p)
+    if progress:
+        progress(f"n_fock auto: {describe(traj.certificate)} ({_time.perf_counter() - start:.2f} s)")
+    return {**p, "n_fock": traj.certificate.n_fock}
+
+
 def run_checks(base_params: dict, options: dict | None = None, progress: Progress = _stderr) -> pd.DataFrame:
     """All configured checks of one point, in one table (see the module docstring).
 
     ``base_params``: the point (overrides of qbcat.params.DEFAULTS); ``options``: keys of
     :data:`DEFAULT_OPTIONS`. Both are validated before any simulation. Runs shared by two checks
-    (e.g. the point itself) are done once.
+    (e.g. the point itself) are done once. A point with n_fock "auto" is checked at the cutoff
+    its ladder picks (:func:`resolve_auto`); the cutoff list then follows from n_fock_offsets.
     """
     opts = validate_options(options, base_params)
-    p = validate(base_params)
+    given = validate(base_params)
+    p = resolve_auto(given, progress)
     runs = _Runs(progress)
     frames = []
     if "cutoff" in opts["checks"]:
-        frames.append(cutoff_check(p, opts["n_fock"], opts["thresholds"], relative=opts["relative"],
-                                   reference_n_fock=opts["reference_n_fock"], min_gap=opts["min_gap"],
-                                   progress=progress, _runs=runs))
+        n_list = {*opts["n_fock"], *(p["n_fock"] + k for k in opts["n_fock_offsets"])}
+        if given["n_fock"] == "auto":  # the reference follows the chosen cutoff
+            n_list.add(p["n_fock"] + opts["min_gap"])
+        reference = opts["reference_n_fock"] or max(n_list)
+        frames.append(cutoff_check(p, sorted(n for n in n_list if 2 <= n <= reference), opts["thresholds"],
+                                   relative=opts["relative"], reference_n_fock=reference,
+                                   min_gap=opts["min_gap"], progress=progress, _runs=runs))
     if "tolerance" in opts["checks"]:
         frames.append(tolerance_check(p, opts["tolerances"], opts["methods"], opts["thresholds"],
                                       relative=opts["relative"], progress=progress, _runs=runs))

@@ -562,14 +562,17 @@ def run_batch(
 ) -> list[PointFailure]:
     """Simulate each point and write its file (atomically); a failure does not stop the others.
 
-    Returns the failures (an ``<id>.failed`` marker with the error is left next to each, and
-    removed once the point succeeds). ``outputs[k]`` must be the file named after point k's id.
+    Every catalyzed point is run with its cutoff certificate (qbcat.cutoff; n_fock "auto" picks
+    its cutoff). Returns the failures (an ``<id>.failed`` marker with the error is left next to
+    each, and removed once the point succeeds). ``outputs[k]`` must be the file named after point k's id.
     Each point file is flagged against ``sanity_bounds`` (:func:`qbcat.io.sanity_attrs`; a
     point that breaks them is still written, and named in the log). Temporaries of interrupted
     writes in the output folder, older than :data:`STALE_AFTER_S`, are deleted first.
     """
+    from .cutoff import describe as describe_certificate
+    from .cutoff import simulate_certified
     from .io import to_dataset, write_netcdf  # the engine, only when a batch really runs
-    from .solve import SimulationError, simulate_points
+    from .solve import SimulationError
     from .status import progress_line
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -586,7 +589,7 @@ def run_batch(
     failures = []
     n, done = len(points), 0
     start = last = time.perf_counter()
-    for k, result in simulate_points(params_list):
+    for k, result in simulate_certified(params_list):
         done += 1
         pid, out, params = ids[k], outputs[k], params_list[k]
         marker = Path(out).with_suffix(FAILED_SUFFIX)
@@ -607,12 +610,16 @@ def run_batch(
         if marker.exists():
             marker.unlink()
         now = time.perf_counter()
+        cutoff = f"; {describe_certificate(result.certificate)}" if result.certificate is not None else ""
         log(f"[{done}/{n}] {pid} written in {now - last:.3f} s (solver {result.wall_time:.3f} s, "
-            f"engine {result.params['engine']}; {now - start:.1f} s since the batch started)")
+            f"engine {result.params['engine']}; {now - start:.1f} s since the batch started{cutoff})")
         last = now
-        log(progress_line(done - len(failures), n, len(failures), now - start))
         if not ds.attrs["sanity_ok"]:
             log(f"[{done}/{n}] SANITY {pid} breaks the bounds: {ds.attrs['sanity_violations']}")
+        if result.certificate is not None:
+            if not ds.attrs["cutoff_ok"]:  # loud: a number of this point may be truncation error
+                log(f"[{done}/{n}] CUTOFF {pid} fails its certificate: {ds.attrs['cutoff_violations']}")
+        log(progress_line(done - len(failures), n, len(failures), now - start))
     return failures
 
 

@@ -31,7 +31,7 @@ import xarray as xr
 
 from . import __version__
 from .atomic import atomic_output
-from .params import ENGINE_VERSION, PARAMETERS, canonical, point_id
+from .params import ENGINE_VERSION, PARAMETERS, canonical, point_id, validate
 
 if TYPE_CHECKING:  # only for annotations: importing solve would import QuTiP
     from .solve import Trajectory
@@ -90,6 +90,21 @@ AGGREGATE_VARIABLES = {
     "sanity_heat_channel_residual": (ENERGY_UNITS, "heat-channel closure residual",
                                      "max_t |J_cat + J_deph - J|: the two channels of the heat current "
                                      "add up to J (round-off only)"),
+    "n_fock": ("1", "photon cutoff of the point",
+               "the oscillator's truncation (photon numbers 0..n_fock-1) the point was computed at: "
+               "with n_fock auto the smallest certified rung of its ladder; NaN for the baseline"),
+    "cutoff_deviation_ergotropy": (ENERGY_UNITS, "cutoff deviation of the ergotropy",
+                                   "max_t |ergotropy(n_fock) - ergotropy(n_fock + cutoff_gap)|"),
+    "cutoff_deviation_heat_current": (ENERGY_UNITS, "cutoff deviation of the heat current",
+                                      "max_t |J(n_fock) - J(n_fock + cutoff_gap)|"),
+    "cutoff_deviation_energy_cat": (ENERGY_UNITS, "cutoff deviation of the catalyst energy",
+                                    "max_t |energy_cat(n_fock) - energy_cat(n_fock + cutoff_gap)|"),
+    "cutoff_top_population": ("1", "population of the top Fock level",
+                              "max_t <n_fock - 1| rho_cat |n_fock - 1>: what the truncation cuts off"),
+    "cutoff_ok": ("1", "cutoff certificate passed",
+                  "1: every cutoff_deviation_* <= cutoff_tolerance and cutoff_top_population <= its "
+                  "threshold (the point's parameters); 0: failed (see the aggregation log); -1: no "
+                  "certificate (the baseline has no cutoff, or a missing point)"),
     "sanity_ok": ("1", "point within the sanity bounds",
                   "1: every sanity number within the bounds of the global attribute sanity_bounds; "
                   "0: at least one broken (see the aggregation log); -1: missing point"),
@@ -394,6 +409,8 @@ def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
     attrs["engine_version"] = ENGINE_VERSION
     attrs.update({f"sanity_{k}": v for k, v in traj.sanity.items()})
     attrs.update(sanity_attrs(traj.sanity, sanity_bounds))
+    if traj.certificate is not None:  # qbcat.cutoff: the chosen cutoff and its certificate
+        attrs.update(traj.certificate.attrs(validate(p)))
     attrs["solver_wall_time_s"] = traj.wall_time
     ds.attrs.update(attrs)
     case = "catalyzed" if p["catalyst"] else "uncatalyzed baseline"
@@ -417,7 +434,7 @@ def read_params(ds: xr.Dataset) -> dict:
         if name in ds.attrs:
             v = ds.attrs[name]
             v = v.item() if hasattr(v, "item") else v
-            out[name] = bool(v) if p.kind is bool else p.kind(v)
+            out[name] = v if v in p.words else bool(v) if p.kind is bool else p.kind(v)
     return out
 
 

@@ -54,6 +54,7 @@ class Model:
     sy: Any
     sz: Any
     num: Any  # a^dag a (zero for the baseline)
+    top: Any  # |n_fock - 1><n_fock - 1| on the catalyst, the truncation indicator (zero for the baseline)
     identity: Any
     Omega: float
     omega_d: float
@@ -86,6 +87,9 @@ def operators(p: dict) -> Model:
         a = np.kron(iq, destroy(n))
         sx, sy, sz, sp = (np.kron(s, ic) for s in (SX, SY, SZ, SP))
         num = a.conj().T @ a
+        top_level = np.zeros((n, n), dtype=complex)
+        top_level[n - 1, n - 1] = 1.0
+        top = np.kron(iq, top_level)
         H_QB = 0.5 * p["omega_a"] * sz
         H_cat = p["omega_c"] * num
         H_int = p["g"] * (sp @ a + sp.conj().T @ a.conj().T)
@@ -96,13 +100,14 @@ def operators(p: dict) -> Model:
     else:
         sx, sy, sz = SX.copy(), SY.copy(), SZ.copy()
         num = np.zeros((2, 2), dtype=complex)
+        top = np.zeros((2, 2), dtype=complex)
         H_QB = 0.5 * p["omega_a"] * sz
         H_cat = H_int = np.zeros((2, 2), dtype=complex)
         c_ops = [math.sqrt(p["gamma_D"]) * sz]
         rho0 = rho_q
     return Model(
         H_static=H_QB + H_int + H_cat, drive_op=sx, c_ops=c_ops, rho0=rho0, H_QB=H_QB, H_int=H_int,
-        H_cat=H_cat, sx=sx, sy=sy, sz=sz, num=num, identity=np.eye(len(sx), dtype=complex),
+        H_cat=H_cat, sx=sx, sy=sy, sz=sz, num=num, top=top, identity=np.eye(len(sx), dtype=complex),
         Omega=p["Omega"], omega_d=p["omega_d"], catalyst=p["catalyst"],
     )
 

@@ -39,6 +39,9 @@ class Parameter:
     choices: tuple = ()
     catalyst_only: bool = False  # irrelevant (and dropped from the identity) for the baseline
     solver: bool = False
+    words: tuple = ()  # strings a numeric parameter also accepts (n_fock: "auto")
+    #: part of the identity only with n_fock "auto" (the cutoff policy's search and thresholds)
+    auto_only: bool = False
 
 
 PARAMETERS: dict[str, Parameter] = {
@@ -53,8 +56,22 @@ PARAMETERS: dict[str, Parameter] = {
                   catalyst_only=True),
         Parameter("gamma_D", float, 0.05, "qubit dephasing rate, c_op sqrt(gamma_D) sz "
                   "(coherences decay as exp(-2 gamma_D t))", "nonnegative"),
-        Parameter("n_fock", int, 12, "oscillator truncation: photon numbers 0..n_fock-1", ">=2",
-                  catalyst_only=True),
+        Parameter("n_fock", int, 12, "oscillator truncation: photon numbers 0..n_fock-1; auto: the "
+                  "smallest cutoff of the ladder n_fock_min, n_fock_min + n_fock_step, ..., n_fock_max "
+                  "whose cutoff certificate passes", ">=2", catalyst_only=True, words=("auto",)),
+        Parameter("n_fock_min", int, 6, "n_fock auto: the ladder's first cutoff", ">=2", catalyst_only=True,
+                  auto_only=True),
+        Parameter("n_fock_max", int, 40, "n_fock auto: the ladder's last cutoff (a point that fails there "
+                  "is kept at n_fock_max and flagged)", ">=2", catalyst_only=True, auto_only=True),
+        Parameter("n_fock_step", int, 2, "n_fock auto: the ladder's step", ">=1", catalyst_only=True,
+                  auto_only=True),
+        Parameter("cutoff_gap", int, 4, "cutoff certificate: the point is compared with a run at "
+                  "n_fock + cutoff_gap", ">=1", catalyst_only=True),
+        Parameter("cutoff_tolerance", float, 1e-3, "cutoff certificate: largest max_t deviation of "
+                  "ergotropy, heat_current and energy_cat from the n_fock + cutoff_gap run", "positive",
+                  catalyst_only=True, auto_only=True),
+        Parameter("cutoff_top_population", float, 1e-3, "cutoff certificate: largest population of the "
+                  "top Fock level |n_fock - 1> over time", "positive", catalyst_only=True, auto_only=True),
         Parameter("t_max", float, 300.0, "final time (dimensionless; the paper's fs)", "positive"),
         Parameter("n_t", int, 3001, "number of output times, uniform on [0, t_max]", ">=2"),
         Parameter("catalyst", bool, True, "true: qubit + oscillator; false: the uncatalyzed baseline"),
@@ -80,7 +97,10 @@ class ParameterError(ValueError):
 
 
 def _coerce(p: Parameter, value: Any) -> Any:
-    """Return ``value`` as ``p.kind`` or raise ParameterError naming the parameter."""
+    """Return ``value`` as ``p.kind`` (or one of ``p.words``) or raise ParameterError naming the
+    parameter."""
+    if p.words and isinstance(value, str) and value in p.words:
+        return value
     if p.kind is bool:
         if isinstance(value, bool):
             return value
@@ -101,7 +121,8 @@ def _coerce(p: Parameter, value: Any) -> Any:
             value = int(value) if p.kind is int else float(value)
         except ValueError:
             raise ParameterError(
-                f"{p.name}: expected a{'n integer' if p.kind is int else ' number'}, got {value!r}"
+                f"{p.name}: expected a{'n integer' if p.kind is int else ' number'}"
+                f"{''.join(f' or {w}' for w in p.words)}, got {value!r}"
             ) from None
     if p.kind is int:
         if isinstance(value, float) and value.is_integer():
@@ -121,6 +142,8 @@ def _coerce(p: Parameter, value: Any) -> Any:
 
 
 def _check_rule(p: Parameter, value: Any) -> None:
+    if value in p.words:
+        return
     if p.rule == "positive" and not value > 0:
         raise ParameterError(f"{p.name}: must be > 0, got {value!r}")
     if p.rule == "nonnegative" and not value >= 0:
@@ -148,6 +171,9 @@ def validate(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         p = PARAMETERS[name]
         params[name] = _coerce(p, value)
         _check_rule(p, params[name])
+    if params["n_fock"] == "auto" and params["n_fock_max"] < params["n_fock_min"]:
+        raise ParameterError(f"n_fock_max: must be >= n_fock_min ({params['n_fock_min']}), "
+                             f"got {params['n_fock_max']}")
     return params
 
 
@@ -155,10 +181,14 @@ def canonical(params: dict[str, Any]) -> dict[str, Any]:
     """The parameters that determine the result, validated; for the baseline without the catalyst's.
 
     Two parameter sets with the same canonical form give the same dataset, so they are one point.
+    A fixed cutoff's certificate depends on cutoff_gap only (its thresholds flag it, in the
+    sweep datasets, without a rerun); with n_fock "auto" the whole policy picks the cutoff.
     """
     full = validate(params)
     if not full["catalyst"]:
         full = {k: v for k, v in full.items() if not PARAMETERS[k].catalyst_only}
+    elif full["n_fock"] != "auto":
+        full = {k: v for k, v in full.items() if not PARAMETERS[k].auto_only}
     if full["engine"] != "qutip":
         del full["method"]  # the batched engine has one integrator
     return full

@@ -47,6 +47,7 @@ ANALYSIS_OPTIONS = {
 _CONVERGENCE_KEYS = {
     "checks": "checks_at_base/checks_at_corners",
     "n_fock": "n_fock_offsets/n_fock_extra/reference_gap",
+    "n_fock_offsets": "n_fock_offsets",
     "reference_n_fock": "reference_gap",
     "min_gap": "reference_gap",
 }
@@ -204,14 +205,19 @@ def convergence_points(config: Mapping, study: Study) -> dict:
         entry["checks"].update(checks)
     for entry in points.values():
         n_fock = entry["params"]["n_fock"]
-        reference = n_fock + conv["reference_gap"]
-        listed = {n_fock, reference, *conv["n_fock_extra"]}
-        listed |= {n_fock + k for k in conv["n_fock_offsets"]}
+        if n_fock == "auto":  # the cutoff is chosen when the check runs (convergence.resolve_auto)
+            reference = None
+            listed = set(conv["n_fock_extra"]) or {entry["params"]["n_fock_min"]}
+        else:
+            reference = n_fock + conv["reference_gap"]
+            listed = {n_fock, reference, *conv["n_fock_extra"]}
+            listed |= {n_fock + k for k in conv["n_fock_offsets"]}
         entry["label"] = "; ".join(entry.pop("labels"))
         checks = entry.pop("checks")
         entry["options"] = {
             "checks": [c for c in convergence.CHECKS if c in checks],
-            "n_fock": sorted(n for n in listed if 2 <= n <= reference),
+            "n_fock": sorted(n for n in listed if 2 <= n <= (reference or n)),
+            "n_fock_offsets": list(conv["n_fock_offsets"]),
             "reference_n_fock": reference,
             "min_gap": conv["reference_gap"],
             "thresholds": dict(conv["thresholds"]),

@@ -33,6 +33,23 @@ class Trajectory:
     sanity: dict = field(default_factory=dict)
     wall_time: float = 0.0
     stats: dict = field(default_factory=dict)  # integrator counts (batched engine)
+    #: max_t of the population of the catalyst's top Fock level |n_fock - 1> (NaN for the
+    #: baseline): what the truncation cuts off; part of the cutoff certificate (qbcat.cutoff)
+    top_population: float = float("nan")
+    #: the cutoff certificate of a certified run (qbcat.cutoff.Certificate), else None
+    certificate: object = None
+
+
+def trajectory_from_expect(p: dict, tlist: np.ndarray, ev: dict, wall_time: float = 0.0,
+                           stats: dict | None = None) -> Trajectory:
+    """The Trajectory of point ``p`` from the expectation values of :func:`expect_operators`
+    (either engine): observables, top-level population and sanity numbers."""
+    traj = Trajectory(params=p, time=tlist, data=observables_from_expect(p, tlist, ev),
+                      wall_time=wall_time, stats=dict(stats or {}))
+    if "top" in ev:
+        traj.top_population = float(np.max(np.real(np.asarray(ev["top"]))))
+    traj.sanity = sanity_checks(traj)
+    return traj
 
 
 def _describe(p: dict) -> str:
@@ -40,8 +57,19 @@ def _describe(p: dict) -> str:
 
 
 def simulate(params: dict | None = None) -> Trajectory:
-    """Simulate one point (defaults for whatever ``params`` does not set) with its ``engine``."""
+    """Simulate one point (defaults for whatever ``params`` does not set) with its ``engine``.
+
+    A catalyzed point with n_fock "auto" is run up its ladder (qbcat.cutoff) and comes back at
+    the chosen cutoff with its certificate; an integer n_fock is run as it is, uncertified.
+    """
     p = validate(params)
+    if p["catalyst"] and p["n_fock"] == "auto":
+        from .cutoff import simulate_certified
+
+        result = next(simulate_certified([p]))[1]
+        if isinstance(result, Exception):
+            raise result
+        return result
     if p["engine"] == "batched":
         from .batched import simulate_many
 
@@ -57,9 +85,13 @@ def simulate_points(params_list) -> Iterator[tuple[int, Trajectory | SimulationE
     as each is done, so a caller can write points while the others run.
 
     Points of engine "batched" are integrated together (grouped by shape, qbcat.batched); the
-    others one by one with QuTiP. A failed point is yielded as its SimulationError.
+    others one by one with QuTiP. A failed point is yielded as its SimulationError. Cutoffs must
+    be integers (qbcat.cutoff.simulate_certified resolves "auto" and certifies).
     """
     ps = [validate(p) for p in params_list]
+    auto = [i for i, p in enumerate(ps) if p["catalyst"] and p["n_fock"] == "auto"]
+    if auto:
+        raise ValueError(f"point {auto[0]} has n_fock auto: run it with qbcat.cutoff.simulate_certified")
     batched = [i for i, p in enumerate(ps) if p["engine"] == "batched"]
     if batched:
         from .batched import iter_simulate
@@ -108,10 +140,7 @@ def simulate_qutip(params: dict) -> Trajectory:
             f"non-finite {', '.join(bad)} at point {_describe(p)}; "
             "try tighter atol/rtol, a smaller max_step or another method"
         )
-    data = observables_from_expect(p, tlist, ev)
-    traj = Trajectory(params=p, time=tlist, data=data, wall_time=wall)
-    traj.sanity = sanity_checks(traj)
-    return traj
+    return trajectory_from_expect(p, tlist, ev, wall)
 
 
 def solver_options(p: dict, **extra) -> dict:
@@ -155,6 +184,7 @@ def expect_operators(model) -> dict:
     }
     if model.catalyst:
         ops["num"] = model.num
+        ops["top"] = model.top
     ops.update(obs.channel_operators(model))
     return ops
 

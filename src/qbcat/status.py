@@ -62,13 +62,30 @@ REFERENCE_T_MAX = 300.0
 POINT_WARN_S = 3600.0
 
 
+#: n_fock auto: the estimate assumes the ladder stops at this rung (the default point stops at
+#: 10, the third rung of 6, 8, 10, ...; weakly damped points climb further).
+AUTO_RUNGS = 3
+
+
 def hilbert_dimension(params: Mapping) -> int:
     """2 n_fock with the catalyst (qubit x oscillator), 2 for the qubit alone (the baseline)."""
     return 2 * int(params["n_fock"]) if params.get("catalyst", True) else 2
 
 
+def certified_cutoffs(params: Mapping) -> list[int]:
+    """The cutoffs a catalyzed point is run at (qbcat.cutoff): its n_fock and n_fock + cutoff_gap;
+    with n_fock auto, every rung up to :data:`AUTO_RUNGS` and their references."""
+    gap = int(params.get("cutoff_gap", 4))
+    if params.get("n_fock") == "auto":
+        first, step = int(params.get("n_fock_min", 6)), int(params.get("n_fock_step", 2))
+        rungs = [first + k * step for k in range(AUTO_RUNGS)]
+        return sorted({*rungs, *(n + gap for n in rungs)})
+    return [int(params["n_fock"]), int(params["n_fock"]) + gap]
+
+
 def estimate_point_seconds(params: Mapping) -> float:
-    """Estimated CPU seconds of one point: ``WRITE_S + (t_max / 300) * (a + b * d**2)``.
+    """Estimated CPU seconds of one point: ``WRITE_S + (t_max / 300) * sum (a + b * d**2)``,
+    summed over the runs of its cutoff certificate (:func:`certified_cutoffs`).
 
     The solver's work grows with the simulated time ``t_max`` (its steps are bounded by the
     dynamics, not by the ``n_t`` output samples, whose cost is small) and, per step, with the
@@ -78,10 +95,16 @@ def estimate_point_seconds(params: Mapping) -> float:
     magnitude a user should expect, and what makes an unintended ``t_max: 1e9`` visible.
     :data:`WRITE_S` is the fixed cost of writing the point's file.
     """
+    runs = ([{**params, "n_fock": n} for n in certified_cutoffs(params)] if params.get("catalyst", True)
+            else [params])
+    return WRITE_S + sum(run_seconds(run) for run in runs)
+
+
+def run_seconds(params: Mapping) -> float:
+    """Estimated CPU seconds of one integration at an integer cutoff: ``(t_max / 300) * (a + b d**2)``."""
     engine = params.get("engine", DEFAULT_ENGINE)
     a, b = ENGINE_COST.get(engine, ENGINE_COST[DEFAULT_ENGINE])
-    d = hilbert_dimension(params)
-    return WRITE_S + float(params["t_max"]) / REFERENCE_T_MAX * (a + b * d * d)
+    return float(params["t_max"]) / REFERENCE_T_MAX * (a + b * hilbert_dimension(params) ** 2)
 
 
 def format_duration(seconds: float) -> str:

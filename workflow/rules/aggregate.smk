@@ -22,6 +22,7 @@ rule aggregate_sweep:
     params:
         sweep=sweep_spec,
         allow_gaps=config["allow_gaps"],
+        fail_on_cutoff=config["fail_on_cutoff"],
         chunk_mb=config["aggregate"]["chunk_mb"],
         sanity=STUDY.sanity,
         share=SHARE_METADATA,
