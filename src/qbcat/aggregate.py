@@ -59,7 +59,7 @@ SANITY = ("trace_error_max", "min_eigenvalue_qb", "first_law_residual", "first_l
 #: qbcat.cutoff), carried into the sweep as variables of the same names; the chosen cutoff
 #: ``cutoff_n_fock`` becomes the variable ``n_fock``.
 #: A catalyzed point's certificate thresholds (its own parameters: a sweep may set them).
-THRESHOLDS = ("cutoff_tolerance", "cutoff_top_population")
+THRESHOLDS = ("cutoff_tolerance", "cutoff_top_tolerance")
 
 CUTOFF = ("cutoff_n_fock", *(f"cutoff_deviation_{name}" for name in CERTIFIED), "cutoff_top_population")
 
@@ -213,8 +213,8 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
     present = [p for p in paths.flat if p is not None]
     if not present:
         raise AggregationError(f"sweep {sweep.name}: no point file at all")
-    return PointTable(paths, ids.astype(str), sanity, _read_time(present[0]), gaps, sorted(versions),
-                      cutoff, thresholds)
+    return PointTable(paths, ids.astype(str), sanity, _read_time(present[0]), cutoff=cutoff,
+                      thresholds=thresholds, gaps=gaps, qutip_versions=sorted(versions))
 
 
 def sanity_flags(table: PointTable, bounds: Mapping | None = None) -> tuple[np.ndarray, dict]:

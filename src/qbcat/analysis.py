@@ -273,6 +273,28 @@ def guarded_ratio(num: xr.DataArray, den: xr.DataArray, floor: float = RATIO_FLO
     return ratio, note
 
 
+def with_certificates(out: xr.Dataset, ds: xr.Dataset, case: str | None = None) -> xr.Dataset:
+    """``out`` with the sweep's cutoff flag ``cutoff_ok`` and chosen cutoff ``n_fock`` (of ``case``,
+    or per case), and the attribute ``uncertified_points``: how many of its points fail their
+    cutoff certificate (qbcat.cutoff). A product made from such points says so."""
+    if "cutoff_ok" not in ds.data_vars:
+        return out
+    for name in ("cutoff_ok", "n_fock"):
+        if name in ds.data_vars:
+            da = ds[name] if case is None else _case(ds[name], case)
+            out[name] = da.reset_coords(drop=True)
+    failed = (out["cutoff_ok"] == 0).values
+    ids = (out["point_id"].values[failed] if "point_id" in out.coords else np.array([], dtype=str))
+    out.attrs["uncertified_points"] = int(failed.sum())
+    out.attrs["uncertified_point_ids"] = " ".join(sorted({str(i) for i in np.ravel(ids)}))
+    return out
+
+
+def uncertified(ds: xr.Dataset) -> int:
+    """How many points of a product fail their cutoff certificate (0 when it has no flags)."""
+    return int(ds.attrs.get("uncertified_points", 0))
+
+
 def ergotropy_enhancement(
     ds: xr.Dataset,
     *,
@@ -320,6 +342,7 @@ def ergotropy_enhancement(
     if "point_id" in ds.data_vars or "point_id" in ds.coords:
         pid = _case(ds["point_id"], CATALYZED)
         out = out.assign_coords(point_id=pid.assign_attrs(_attrs("1", "catalyzed point identity")))
+    out = with_certificates(out, ds, CATALYZED)
     out.attrs.update(_derived_attrs(ds, f"ergotropy enhancement of sweep {sweep_name(ds)}",
                                     "qbcat.analysis.ergotropy_enhancement"))
     out.attrs.update(
@@ -373,6 +396,7 @@ def backflow_statistics(
     out["integrated_backflow"].attrs["comment"] = "energy, hbar*omega_0; more negative = more backflow"
     if "point_id" in ds.data_vars or "point_id" in ds.coords:
         out = out.assign_coords(point_id=ds["point_id"].assign_attrs(_attrs("1", "point identity")))
+    out = with_certificates(out, ds)
     out.attrs.update(_derived_attrs(ds, f"backflow statistics of sweep {sweep_name(ds)}",
                                     "qbcat.analysis.backflow_statistics"))
     out.attrs.update(window_start=lo, window_end=hi, late_start=late_lo, late_end=late_hi,
@@ -592,7 +616,7 @@ def _named(sweeps) -> list[tuple[str, xr.Dataset]]:
 
 #: What the science products read from a sweep file (the rest is left on disk).
 PRODUCT_VARIABLES = ("ergotropy", "heat_current", "heat_current_catalyst", "heat_current_dephasing",
-                     "energy_cat", "point_id")
+                     "energy_cat", "point_id", "cutoff_ok", "n_fock")
 
 
 def open_sweeps(paths: Iterable[str | os.PathLike],

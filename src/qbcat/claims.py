@@ -264,6 +264,8 @@ def point_numbers(ds: xr.Dataset, th: dict, options: dict) -> pd.DataFrame:
             np.abs(whole_mean) > 1e-12)
     if "point_id" in ds.data_vars or "point_id" in ds.coords:
         out["point_id"] = ds["point_id"].sel({CASE: CATALYZED}, drop=True)
+    if "cutoff_ok" not in out:  # a sweep without certificates: nothing flagged, nothing known
+        out["cutoff_ok"] = xr.full_like(out["mean_difference"], -1, dtype=np.int8)
     out["missing"] = ds["ergotropy"].isnull().all(TIME).any(CASE)  # a gap in either case
     df = out.to_dataframe().reset_index() if axes else pd.DataFrame([{k: out[k].item() for k in out.data_vars}])
     if "g" not in df.columns:  # the coupling decides whether a point is catalyzed at all
@@ -712,6 +714,11 @@ def evaluate_claims(
         notes.append(f"{int(decoupled[~missing].sum())} point(s) with g = 0 (catalyst decoupled: no catalysis "
                      "to test) are left out")
     points = points[~missing & ~decoupled].copy()
+    failed = _unique_points(points[points["cutoff_ok"] == 0])
+    if len(failed):
+        shown = ", ".join(failed["point"].astype(str).head(10)) + (" ..." if len(failed) > 10 else "")
+        notes.append(f"CUTOFF: {len(failed)} point(s) used here FAIL their cutoff certificate (their numbers "
+                     f"may be truncation error; variable cutoff_ok of the sweeps): {shown}")
     points.attrs.update(frames[0].attrs)  # the windows (those of the first sweep if the runs differ)
     if points.empty:
         raise ValueError("evaluate_claims: no catalyzed point with g > 0 and data in the sweeps")
@@ -751,9 +758,21 @@ def _sweep_summary(sweeps: Mapping[str, xr.Dataset]) -> str:
         vals = "; ".join(f"{a} = " + ", ".join(f"{v:g}" for v in np.asarray(ds[a].values, dtype=float))
                          for a in axes)
         t = ds[TIME].values
-        n_fock = ds.attrs.get("n_fock", "swept" if "n_fock" in axes else "n/a")
+        n_fock = str(ds.attrs.get("n_fock", "swept" if "n_fock" in axes else "n/a"))
+        certified = "-"
+        if "cutoff_ok" in ds.data_vars:
+            flags = ds["cutoff_ok"].sel({CASE: CATALYZED}).values
+            certified = f"{int((flags == 1).sum())} of {int((flags >= 0).sum())}"
+            if (flags == 0).any():
+                certified += f" (**{int((flags == 0).sum())} FAIL**)"
+        if "n_fock" in ds.data_vars:
+            chosen = ds["n_fock"].sel({CASE: CATALYZED}).values
+            chosen = chosen[np.isfinite(chosen)]
+            if chosen.size:
+                lo_n, hi_n = int(chosen.min()), int(chosen.max())
+                n_fock += f" ({lo_n})" if lo_n == hi_n else f" ({lo_n}-{hi_n})"
         rows.append({"sweep": name, "axes and values": vals or "-", "time": f"0 to {t[-1]:g} ({t.size} samples)",
-                     "n_fock": str(n_fock)})
+                     "n_fock": n_fock, "cutoff certified": certified})
     return _md_table(pd.DataFrame(rows))
 
 
@@ -779,7 +798,15 @@ def render_markdown(claims: list[Claim], sweeps: Mapping[str, xr.Dataset], thres
     ]
     for c in claims:
         out.append(f"| {c.number} | {c.title} | **{c.verdict}** |")
-    out += ["", "## Data", "", _sweep_summary(sweeps), ""]
+    failing = sum(int((ds["cutoff_ok"].sel({CASE: CATALYZED}).values == 0).sum())
+                  for ds in sweeps.values() if "cutoff_ok" in ds.data_vars)
+    if failing:
+        out += ["", f"**WARNING: {failing} catalyzed point(s) of the sweeps FAIL their photon-cutoff "
+                "certificate**: their numbers may be truncation error (column `cutoff certified` below; "
+                "the claims that use them say so)."]
+    out += ["", "## Data", "", "n_fock: the parameter (auto: chosen per point; the range chosen in "
+            "brackets); cutoff certified: catalyzed points whose cutoff certificate passes.", "",
+            _sweep_summary(sweeps), ""]
     for c in claims:
         out += [f"## ({c.number}) {c.title}: **{c.verdict}**", "", f"Paper: {c.statement}.", "",
                 f"Criterion: {c.criterion}.", ""]

@@ -10,7 +10,7 @@ run at n_fock with a run of the same point at n_fock + ``cutoff_gap``:
 the second being what the truncation cuts off (the population that would flow further up). The
 certificate passes when every deviation is at most ``cutoff_tolerance`` (absolute, in the
 observable's units: hbar omega_0, per time for the heat current) and the top population at most
-``cutoff_top_population``. The deviation from a run ``gap`` levels higher estimates the
+``cutoff_top_tolerance``. The deviation from a run ``gap`` levels higher estimates the
 truncation error itself: it falls about 10x per 2 levels, so n_fock + 4 is already within a few
 percent of the converged answer (measured: benchmarks/README.md, "Photon cutoff").
 
@@ -62,12 +62,12 @@ class Certificate:
     top_population: float
 
     def violations(self, p: dict) -> list[str]:
-        """What breaks the thresholds of point ``p`` (cutoff_tolerance, cutoff_top_population)."""
+        """What breaks the thresholds of point ``p`` (cutoff_tolerance, cutoff_top_tolerance)."""
         out = [f"{name} deviates by {value:.3g} > cutoff_tolerance {p['cutoff_tolerance']:g}"
                for name, value in self.deviation.items() if not value <= p["cutoff_tolerance"]]
-        if not self.top_population <= p["cutoff_top_population"]:
-            out.append(f"top Fock level population {self.top_population:.3g} > cutoff_top_population "
-                       f"{p['cutoff_top_population']:g}")
+        if not self.top_population <= p["cutoff_top_tolerance"]:
+            out.append(f"top Fock level population {self.top_population:.3g} > cutoff_top_tolerance "
+                       f"{p['cutoff_top_tolerance']:g}")
         return out
 
     def passed(self, p: dict) -> bool:
@@ -93,8 +93,8 @@ def certify(run: Trajectory, reference: Trajectory) -> Certificate:
 
 
 def thresholds_text(p: dict) -> str:
-    """'cutoff_tolerance 0.001, cutoff_top_population 0.001' (a point's thresholds, for logs)."""
-    return f"cutoff_tolerance {p['cutoff_tolerance']:g}, cutoff_top_population {p['cutoff_top_population']:g}"
+    """'cutoff_tolerance 0.001, cutoff_top_tolerance 0.001' (a point's thresholds, for logs)."""
+    return f"cutoff_tolerance {p['cutoff_tolerance']:g}, cutoff_top_tolerance {p['cutoff_top_tolerance']:g}"
 
 
 @dataclass

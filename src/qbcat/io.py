@@ -102,8 +102,8 @@ AGGREGATE_VARIABLES = {
     "cutoff_top_population": ("1", "population of the top Fock level",
                               "max_t <n_fock - 1| rho_cat |n_fock - 1>: what the truncation cuts off"),
     "cutoff_ok": ("1", "cutoff certificate passed",
-                  "1: every cutoff_deviation_* <= cutoff_tolerance and cutoff_top_population <= its "
-                  "threshold (the point's parameters); 0: failed (see the aggregation log); -1: no "
+                  "1: every cutoff_deviation_* <= cutoff_tolerance and cutoff_top_population <= "
+                  "cutoff_top_tolerance (the point's parameters); 0: failed (see the aggregation log); -1: no "
                   "certificate (the baseline has no cutoff, or a missing point)"),
     "sanity_ok": ("1", "point within the sanity bounds",
                   "1: every sanity number within the bounds of the global attribute sanity_bounds; "

@@ -70,7 +70,7 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("cutoff_tolerance", float, 1e-3, "cutoff certificate: largest max_t deviation of "
                   "ergotropy, heat_current and energy_cat from the n_fock + cutoff_gap run", "positive",
                   catalyst_only=True, auto_only=True),
-        Parameter("cutoff_top_population", float, 1e-3, "cutoff certificate: largest population of the "
+        Parameter("cutoff_top_tolerance", float, 1e-3, "cutoff certificate: largest population of the "
                   "top Fock level |n_fock - 1> over time", "positive", catalyst_only=True, auto_only=True),
         Parameter("t_max", float, 300.0, "final time (dimensionless; the paper's fs)", "positive"),
         Parameter("n_t", int, 3001, "number of output times, uniform on [0, t_max]", ">=2"),

@@ -284,6 +284,8 @@ def products_by_rule(enabled: bool, paper: list, maps: list, steady: Mapping, co
         "backflow_stats": ["results/analysis/backflow_points.csv", "results/analysis/backflow_correlations.csv"]
         if enabled else [],
         "backflow_figure": expand("results/figures/backflow_scatter.{ext}", ext=FIGURE_FORMATS) if enabled else [],
+        "cutoff_figure": expand("results/figures/cutoff_certificates.{ext}", ext=FIGURE_FORMATS)
+        if enabled else [],
         "convergence_summary": [CONV_TABLE, CONV_DETAILS] if conv_points else [],
         "convergence_figure": expand("results/figures/convergence.{ext}", ext=FIGURE_FORMATS)
         if conv_points else [],

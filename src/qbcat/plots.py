@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.cm  # noqa: E402
 import matplotlib.colors  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
@@ -539,9 +540,125 @@ def figure_enhancement_map(
                 if np.isnan(z).any():
                     ax.text(0.02, 0.02, "grey: baseline ~ 0 (ratio undefined)", transform=ax.transAxes,
                             fontsize=6.5, bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
+                _mark_uncertified(ax, enh, x, y)
                 panel_letter(ax, letters[n], x=-0.2)
                 n += 1
-        fig.suptitle(f"ergotropy enhancement, sweep {analysis.sweep_name(enh)!r}", fontsize=9)
+        title = f"ergotropy enhancement, sweep {analysis.sweep_name(enh)!r}"
+        if analysis.uncertified(enh):
+            title += f"  -  x: {analysis.uncertified(enh)} cell(s) FAIL the photon-cutoff certificate"
+        fig.suptitle(title, fontsize=9, color="C3" if analysis.uncertified(enh) else "black")
+    return fig
+
+
+def _mark_uncertified(ax, ds: xr.Dataset, x: str, y: str) -> None:
+    """A cross on every cell whose catalyzed point fails its cutoff certificate (cutoff_ok = 0)."""
+    if "cutoff_ok" not in ds:
+        return
+    bad = (ds["cutoff_ok"] == 0).transpose(y, x)
+    iy, ix = np.nonzero(bad.values)
+    if iy.size:
+        ax.plot(ds[x].values[ix], ds[y].values[iy], "x", color="black", ms=9, mew=2, zorder=5)
+        ax.plot(ds[x].values[ix], ds[y].values[iy], "x", color="yellow", ms=7, mew=1, zorder=6)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cutoff certificates
+
+
+def certificate_margin(ds: xr.Dataset) -> xr.DataArray:
+    """log10 of the smallest ratio threshold / measured over a point's certificate (catalyzed
+    case): > 0 certified (by that many decades), < 0 failed. Thresholds: the sweep's attributes
+    cutoff_tolerance and cutoff_top_tolerance (the defaults when not recorded)."""
+    from .params import DEFAULTS
+
+    cat = ds.sel(case=analysis.CATALYZED)
+    tol = float(ds.attrs.get("cutoff_tolerance", DEFAULTS["cutoff_tolerance"]))
+    top = float(ds.attrs.get("cutoff_top_tolerance", DEFAULTS["cutoff_top_tolerance"]))
+    ratios = [tol / cat[name] for name in ds.data_vars if name.startswith("cutoff_deviation_")]
+    ratios.append(top / cat["cutoff_top_population"])
+    worst = ratios[0]
+    for r in ratios[1:]:
+        worst = np.fmin(worst, r)
+    return np.log10(worst.clip(min=1e-12, max=1e12)).where(cat["cutoff_ok"] >= 0)
+
+
+def figure_cutoff_certificates(sweeps: Mapping[str, xr.Dataset], letters: str = string.ascii_lowercase) -> Figure:
+    """The photon-cutoff certificate of every catalyzed point of every sweep: its margin
+    (:func:`certificate_margin`, decades below the thresholds) per cell, with the cutoff used.
+    1-D sweeps: margin against the swept value, each point labelled with its n_fock; maps: the
+    margin as colour, n_fock printed in each cell. Red (< 0) is a failed certificate."""
+    names = [n for n, ds in sweeps.items() if "cutoff_ok" in ds and len(analysis.sweep_axes(ds)) in (1, 2)]
+    if not names:
+        raise ValueError("no sweep holds cutoff certificates (variable cutoff_ok)")
+    ncols = min(3, len(names))
+    nrows = -(-len(names) // ncols)
+    norm = Normalize(-2, 2)
+    cmap = plt.get_cmap("RdYlGn")
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(3.6 * ncols, 2.9 * nrows), layout="constrained")
+        axs = fig.subplots(nrows, ncols, squeeze=False)
+        mesh = None
+        for k, name in enumerate(names):
+            ds = sweeps[name]
+            ax = axs.flat[k]
+            axes = analysis.sweep_axes(ds)
+            margin = certificate_margin(ds)
+            n_fock = ds["n_fock"].sel(case=analysis.CATALYZED) if "n_fock" in ds else None
+            if len(axes) == 1:
+                a = axes[0]
+                xv = np.asarray(ds[a].values, dtype=float)
+                order = np.argsort(xv)
+                mv = np.asarray(margin.values, dtype=float)[order]
+                ax.axhline(0, color="C3", lw=1, ls="--", label="threshold")
+                ax.plot(xv[order], mv, "-", color="0.6", lw=1)
+                ax.scatter(xv[order], mv, c=mv, cmap=cmap, norm=norm, s=30, edgecolors="black", linewidths=0.5,
+                           zorder=3, label="point")
+                if n_fock is not None:
+                    for xx, mm, nn in zip(xv[order], mv, np.asarray(n_fock.values)[order]):
+                        if np.isfinite(mm) and np.isfinite(nn):
+                            ax.annotate(f"{int(nn)}", (xx, mm), textcoords="offset points", xytext=(0, 5),
+                                        ha="center", fontsize=6.5)
+                if is_log_spaced(xv):
+                    ax.set_xscale("log")
+                ax.set_xlabel(param_label(a))
+                ax.set_ylabel("certificate margin (decades)")
+                finite = mv[np.isfinite(mv)]
+                top = max(1.0, float(finite.max()) if finite.size else 1.0)
+                ax.set_ylim(min(-0.5, float(finite.min()) - 0.3 if finite.size else -0.5), top + 0.6)
+                ax.legend(loc="lower right", fontsize=6.5)
+            else:
+                x, y = axes
+                xv, yv = ds[x].values, ds[y].values
+                ox, oy = np.argsort(xv), np.argsort(yv)
+                xlog, ylog = is_log_spaced(xv), is_log_spaced(yv)
+                z = np.asarray(margin.transpose(y, x).values, dtype=float)[np.ix_(oy, ox)]
+                mesh = ax.pcolormesh(cell_edges(xv[ox], xlog), cell_edges(yv[oy], ylog), np.ma.masked_invalid(z),
+                                     cmap=cmap.with_extremes(bad="0.75"), norm=norm, shading="flat")
+                if xlog:
+                    ax.set_xscale("log")
+                if ylog:
+                    ax.set_yscale("log")
+                _value_ticks(ax, "x", xv, xlog)
+                _value_ticks(ax, "y", yv, ylog)
+                if n_fock is not None and z.size <= 144:
+                    nz = np.asarray(n_fock.transpose(y, x).values, dtype=float)[np.ix_(oy, ox)]
+                    for iy, yy in enumerate(yv[oy]):
+                        for ix, xx in enumerate(xv[ox]):
+                            if np.isfinite(nz[iy, ix]):
+                                ax.text(xx, yy, f"{int(nz[iy, ix])}", ha="center", va="center", fontsize=6.5)
+                ax.set_xlabel(param_label(x))
+                ax.set_ylabel(param_label(y))
+            failed = int((ds["cutoff_ok"].sel(case=analysis.CATALYZED) == 0).sum())
+            total = int((ds["cutoff_ok"].sel(case=analysis.CATALYZED) >= 0).sum())
+            ax.set_title(f"{name}: {total - failed}/{total} certified", loc="right",
+                         color="C3" if failed else "black")
+            panel_letter(ax, letters[k], x=-0.2)
+        for ax in axs.flat[len(names):]:
+            ax.set_visible(False)
+        sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+        fig.colorbar(mesh or sm, ax=axs, shrink=0.8,
+                     label="margin: log10(threshold / deviation), worst of the certificate")
+        fig.suptitle("photon-cutoff certificate of every catalyzed point (numbers: n_fock used)", fontsize=9)
     return fig
 
 

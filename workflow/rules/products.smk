@@ -150,6 +150,27 @@ rule backflow_figure:
         "../../scripts/backflow_stats.py"
 
 
+rule cutoff_figure:
+    input:
+        sweeps=PLAN.sweep_files,
+    output:
+        figure="results/figures/cutoff_certificates.pdf",
+        png=report(
+            "results/figures/cutoff_certificates.png",
+            caption="../report/cutoff_certificates.rst",
+            category="Convergence",
+        ),
+    log:
+        "logs/products/cutoff_figure.log",
+    conda:
+        "../../envs/qbcat.yaml"
+    params:
+        dpi=PLOTS["dpi"],
+        version=QBCAT_VERSION,
+    script:
+        "../../scripts/cutoff_figure.py"
+
+
 rule convergence_point:
     output:
         table="results/convergence/{point_id}.csv",
