@@ -72,8 +72,9 @@ TINY = {
 CONVERGENCE_POINTS = 3  # the base point and the two ends of g_scan
 
 FIGURES = ["fig2", "fig3", "fig3_channels", "enhancement_g_omega_c_map", "backflow_scatter", "convergence",
-           "steady_g_omega_c"]
+           "steady_g_omega_c", "cutoff_certificates"]
 FIGURE_RULES = {"paper_figures", "enhancement_figure", "backflow_figure", "convergence_figure", "steady_figure",
+                "cutoff_figure",
                 "convergence_point_figure"}
 ANALYSIS = ["enhancement_g_omega_c_map.nc", "backflow_points.csv", "backflow_correlations.csv", "convergence.csv",
             "convergence_details.csv", "steady_g_omega_c.nc", "steady_vs_trajectory_g_omega_c.csv"]
@@ -278,9 +279,13 @@ def test_fail_on_error_fails_the_run_but_keeps_the_table_then_loose_thresholds_p
     assert not (results(warm) / "convergence" / "verdict.txt").exists()
     # loose thresholds: every check passes, the run succeeds, the report says so
     config["convergence"]["thresholds"] = {"ergotropy": 0.5, "heat_current": 0.5, "energy_cat": 0.5}
+    # n_fock 4 also fails the points' cutoff certificates (a warning in the claims); with a fixed
+    # n_fock their thresholds only flag: loosening them re-flags the sweeps and reruns no point
+    config["base"].update(cutoff_tolerance=0.5, cutoff_top_tolerance=0.5)
     write_config(warm, config)
     out = snakemake(warm).stdout
     assert simulation_jobs(job_counts(out)) == 0 and job_counts(out)["convergence_point"] == CONVERGENCE_POINTS
+    assert job_counts(out)["aggregate_sweep"] == len(TINY["sweeps"])
     table = pd.read_csv(results(warm) / "analysis" / "convergence.csv")
     assert (table["verdict"] == "PASS").all()
     text = (results(warm) / "claims.md").read_text()

@@ -203,8 +203,8 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
                 sanity[name][index + (c,)] = headers[pid][name]
             for name in CUTOFF:
                 cutoff[name][index + (c,)] = headers[pid][name]
-            if case == "catalyzed":
-                full = validate(params)
+            if case == "catalyzed":  # the sweep's thresholds (a fixed cutoff's point drops them)
+                full = validate(sweep.cell_params(index))
                 for name in THRESHOLDS:
                     thresholds[name][index + (c,)] = full[name]
         if time.monotonic() - last > 10:

@@ -51,12 +51,15 @@ def gather_parameters(config: str | None, assignments: list[str]) -> dict:
 
 def cmd_simulate(args) -> int:
     params = gather_parameters(args.config, args.set)
-    from .io import to_dataset, write_netcdf  # heavy imports only once input is known good
-    from .solve import simulate
+    from .cutoff import describe, simulate_certified  # heavy imports only once input is known good
+    from .io import to_dataset, write_netcdf
 
-    traj = simulate(params)
+    # as the workflow stores a point: a catalyzed point with its cutoff certificate
+    ((_, traj),) = simulate_certified([params])
+    if isinstance(traj, Exception):
+        raise traj
     write_netcdf(to_dataset(traj), args.output)
-    print(f"wrote {args.output} ({traj.wall_time:.2f} s solver)", file=sys.stderr)
+    print(f"wrote {args.output} ({traj.wall_time:.2f} s solver; {describe(traj.certificate)})", file=sys.stderr)
     return 0
 
 

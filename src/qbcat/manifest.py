@@ -284,18 +284,23 @@ def expected_parameters(ds, kind: str) -> list[str]:
     """Parameters a dataset of ``kind`` must carry as a global attribute or coordinate.
 
     A point carries its canonical parameters (the baseline drops the catalyst-only ones, the
-    batched engine ``method``); a sweep
-    carries all of them, except ``catalyst`` when its ``case`` coordinate stands for it.
+    batched engine ``method``, a fixed n_fock the ladder and thresholds of n_fock auto); a sweep
+    carries all of them, except ``catalyst`` when its ``case`` coordinate stands for it (and the
+    same cutoff-policy ones with a fixed n_fock).
     """
     from .params import PARAMETERS
 
+    # the cutoff policy's ladder and thresholds are part of a point only with n_fock auto
+    auto = str(ds.attrs.get("n_fock", "auto")) == "auto" or "n_fock" in ds.coords
     if kind == "point":
         catalyzed = bool(ds.attrs.get("catalyst", 1))
         qutip_engine = ds.attrs.get("engine", "qutip") == "qutip"  # only QuTiP has a method
         return [n for n, p in PARAMETERS.items()
-                if (catalyzed or not p.catalyst_only) and (qutip_engine or n != "method")]
+                if (catalyzed or not p.catalyst_only) and (qutip_engine or n != "method")
+                and (auto or not p.auto_only)]
     if kind == "sweep":
-        return [n for n in PARAMETERS if not (n == "catalyst" and "case" in ds.coords)]
+        return [n for n, p in PARAMETERS.items() if not (n == "catalyst" and "case" in ds.coords)
+                and (auto or not p.auto_only)]
     return []
 
 

@@ -656,9 +656,10 @@ def figure_cutoff_certificates(sweeps: Mapping[str, xr.Dataset], letters: str = 
         for ax in axs.flat[len(names):]:
             ax.set_visible(False)
         sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
-        fig.colorbar(mesh or sm, ax=axs, shrink=0.8,
-                     label="margin: log10(threshold / deviation), worst of the certificate")
-        fig.suptitle("photon-cutoff certificate of every catalyzed point (numbers: n_fock used)", fontsize=9)
+        fig.colorbar(mesh or sm, ax=axs, shrink=0.9, label="margin (decades)")
+        fig.suptitle("photon-cutoff certificates: margin = log10(threshold / worst deviation); "
+                     "numbers: n_fock used" if ncols > 1 else "photon-cutoff certificates\n"
+                     "(margin = log10(threshold / worst deviation); numbers: n_fock)", fontsize=8)
     return fig
 
 
