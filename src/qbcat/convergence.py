@@ -456,17 +456,11 @@ def sampling_check(params: dict, thresholds: dict | None = None, *, relative: bo
 
 
 def resolve_auto(p: dict, progress: Progress = _stderr) -> dict:
-    """A point with n_fock "auto" at the cutoff its ladder picks (qbcat.cutoff; the checks then
-    run at that cutoff, as the study's point does); any other point as it is."""
-    if not (p["catalyst"] and p["n_fock"] == "auto"):
-        return p
-    from .cutoff import describe
+    """A point with n_fock "auto" at the cutoff its ladder picks (qbcat.cutoff.resolve; the checks
+    then run at that cutoff, as the study's point does); any other point as it is."""
+    from .cutoff import resolve
 
-    start = _time.perf_counter()
-    traj = simulate(p)
-    if progress:
-        progress(f"n_fock auto: {describe(traj.certificate)} ({_time.perf_counter() - start:.2f} s)")
-    return {**p, "n_fock": traj.certificate.n_fock}
+    return resolve(p, progress)
 
 
 def run_checks(base_params: dict, options: dict | None = None, progress: Progress = _stderr) -> pd.DataFrame:

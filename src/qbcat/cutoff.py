@@ -175,3 +175,18 @@ def describe(cert: Certificate | None) -> str:
                 else math.inf)
     return (f"n_fock {cert.n_fock} (against {cert.n_fock_reference}): max deviation "
             f"{cert.deviation[worst]:.2g} ({worst}), top level {cert.top_population:.2g}")
+
+
+def resolve(p: dict, progress=None) -> dict:
+    """Validated ``p`` with an integer cutoff: with n_fock "auto" the one its ladder picks
+    (the certified run; the chosen cutoff is what the study's point uses), else ``p`` as it is."""
+    p = validate(p)
+    if not (p["catalyst"] and p["n_fock"] == "auto"):
+        return p
+    ((_, traj),) = simulate_certified([p])
+    if isinstance(traj, Exception):
+        raise traj
+    if progress:
+        progress(f"n_fock auto: {describe(traj.certificate)}")
+    return {**p, "n_fock": traj.certificate.n_fock}
+

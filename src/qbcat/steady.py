@@ -60,6 +60,7 @@ import qutip
 import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
+from .cutoff import resolve
 from .model import Model, build_model
 from .params import PARAMETERS, ParameterError, point_id, validate
 from .solve import expect_operators, observables_from_expect, solver_options
@@ -308,7 +309,7 @@ def steady_state(params: dict | None = None, *, method: str = "auto", n_period: 
     stops it. ``arnoldi_tol``, ``ncv``: ARPACK's tolerance and Krylov-space size. Raises
     SteadyStateError (naming the point) when no long-time state can be computed.
     """
-    p = validate(params)
+    p = resolve(params)  # n_fock auto: the cutoff the study's point uses
     if method not in METHODS:
         raise ParameterError(f"method: steady-state method must be one of {', '.join(METHODS)}, got {method!r}")
     if not (isinstance(n_period, int) and n_period >= 4):
