@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 
 import matplotlib.cm  # noqa: E402
 import matplotlib.colors  # noqa: E402
+import matplotlib.patches  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -439,6 +440,21 @@ def cell_edges(values, log: bool) -> np.ndarray:
     return np.exp(e) if log else e
 
 
+def map_mesh(ax, xv, yv, z, cmap, norm):
+    """Draw ``z`` (rows: sorted ``yv``, columns: sorted ``xv``) as cells centred on the values;
+    an axis whose values are log-spaced is drawn on a log scale, ticks at the values."""
+    xlog, ylog = is_log_spaced(xv), is_log_spaced(yv)
+    mesh = ax.pcolormesh(cell_edges(np.sort(xv), xlog), cell_edges(np.sort(yv), ylog), np.ma.masked_invalid(z),
+                         cmap=cmap, norm=norm, shading="flat")
+    if xlog:
+        ax.set_xscale("log")
+    if ylog:
+        ax.set_yscale("log")
+    _value_ticks(ax, "x", xv, xlog)
+    _value_ticks(ax, "y", yv, ylog)
+    return mesh
+
+
 def _ratio_undefined_note(ax, enh: xr.Dataset, metric: str, letter: str) -> None:
     """In place of a ratio map that is mostly undefined: why, with the baseline's numbers."""
     base = np.asarray(enh[f"{metric}_baseline"].values, dtype=float)
@@ -484,7 +500,6 @@ def figure_enhancement_map(
             if f"{m}_{kd}" not in enh:
                 raise ValueError(f"enhancement dataset lacks {m}_{kd}")
     xv, yv = enh[x].values, enh[y].values
-    xlog, ylog = is_log_spaced(xv), is_log_spaced(yv)
     ox, oy = np.argsort(xv), np.argsort(yv)
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(3.5 * len(kinds), 2.6 * len(metrics)), layout="constrained")
@@ -505,15 +520,7 @@ def figure_enhancement_map(
                     finite = z[np.isfinite(z)]
                     half = float(np.max(np.abs(finite))) if finite.size else 1.0
                     norm, ticks = Normalize(-max(half, 1e-12), max(half, 1e-12)), None
-                cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.75")
-                mesh = ax.pcolormesh(cell_edges(xv[ox], xlog), cell_edges(yv[oy], ylog), np.ma.masked_invalid(z),
-                                     cmap=cmap, norm=norm, shading="flat")
-                if xlog:
-                    ax.set_xscale("log")
-                if ylog:
-                    ax.set_yscale("log")
-                _value_ticks(ax, "x", xv, xlog)
-                _value_ticks(ax, "y", yv, ylog)
+                mesh = map_mesh(ax, xv, yv, z, plt.get_cmap("RdBu_r").with_extremes(bad="0.75"), norm)
                 if z.size <= 64:  # small grids: print each cell's value
                     for iy, yy in enumerate(yv[oy]):
                         for ix, xx in enumerate(xv[ox]):
@@ -545,20 +552,24 @@ def figure_enhancement_map(
                 n += 1
         title = f"ergotropy enhancement, sweep {analysis.sweep_name(enh)!r}"
         if analysis.uncertified(enh):
-            title += f"  -  x: {analysis.uncertified(enh)} cell(s) FAIL the photon-cutoff certificate"
+            title += f"  -  framed: {analysis.uncertified(enh)} cell(s) FAIL the photon-cutoff certificate"
         fig.suptitle(title, fontsize=9, color="C3" if analysis.uncertified(enh) else "black")
     return fig
 
 
 def _mark_uncertified(ax, ds: xr.Dataset, x: str, y: str) -> None:
-    """A cross on every cell whose catalyzed point fails its cutoff certificate (cutoff_ok = 0)."""
+    """A heavy frame around every cell whose catalyzed point fails its cutoff certificate
+    (cutoff_ok = 0), leaving the cell's value readable."""
     if "cutoff_ok" not in ds:
         return
-    bad = (ds["cutoff_ok"] == 0).transpose(y, x)
-    iy, ix = np.nonzero(bad.values)
-    if iy.size:
-        ax.plot(ds[x].values[ix], ds[y].values[iy], "x", color="black", ms=9, mew=2, zorder=5)
-        ax.plot(ds[x].values[ix], ds[y].values[iy], "x", color="yellow", ms=7, mew=1, zorder=6)
+    xv, yv = np.sort(ds[x].values), np.sort(ds[y].values)
+    xe, ye = cell_edges(xv, is_log_spaced(xv)), cell_edges(yv, is_log_spaced(yv))
+    bad = (ds["cutoff_ok"] == 0).transpose(y, x).sortby(x).sortby(y).values
+    for iy, ix in zip(*np.nonzero(bad)):
+        ax.add_patch(matplotlib.patches.Rectangle((xe[ix], ye[iy]), xe[ix + 1] - xe[ix], ye[iy + 1] - ye[iy],
+                                                  fill=False, edgecolor="black", linewidth=2.5, zorder=5))
+        ax.add_patch(matplotlib.patches.Rectangle((xe[ix], ye[iy]), xe[ix + 1] - xe[ix], ye[iy + 1] - ye[iy],
+                                                  fill=False, edgecolor="yellow", linewidth=1.0, zorder=6))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -630,16 +641,8 @@ def figure_cutoff_certificates(sweeps: Mapping[str, xr.Dataset], letters: str = 
                 x, y = axes
                 xv, yv = ds[x].values, ds[y].values
                 ox, oy = np.argsort(xv), np.argsort(yv)
-                xlog, ylog = is_log_spaced(xv), is_log_spaced(yv)
                 z = np.asarray(margin.transpose(y, x).values, dtype=float)[np.ix_(oy, ox)]
-                mesh = ax.pcolormesh(cell_edges(xv[ox], xlog), cell_edges(yv[oy], ylog), np.ma.masked_invalid(z),
-                                     cmap=cmap.with_extremes(bad="0.75"), norm=norm, shading="flat")
-                if xlog:
-                    ax.set_xscale("log")
-                if ylog:
-                    ax.set_yscale("log")
-                _value_ticks(ax, "x", xv, xlog)
-                _value_ticks(ax, "y", yv, ylog)
+                mesh = map_mesh(ax, xv, yv, z, cmap.with_extremes(bad="0.75"), norm)
                 if n_fock is not None and z.size <= 144:
                     nz = np.asarray(n_fock.transpose(y, x).values, dtype=float)[np.ix_(oy, ox)]
                     for iy, yy in enumerate(yv[oy]):
