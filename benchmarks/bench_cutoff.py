@@ -37,7 +37,8 @@ import yaml  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from qbcat import cutoff, grid  # noqa: E402
+from qbcat import cutoff  # noqa: E402
+from qbcat.configuration import load_config  # noqa: E402
 from qbcat.solve import simulate_points  # noqa: E402
 
 #: The hand-set cutoffs of the default study before n_fock auto.
@@ -61,7 +62,7 @@ def old_config(config: dict) -> dict:
 
 
 def catalyzed_points(config: dict) -> list[dict]:
-    study = grid.load_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
+    study = load_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
     return [p for p in study.points.values() if p["catalyst"]]
 
 

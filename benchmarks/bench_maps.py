@@ -43,7 +43,8 @@ def map_config(n: int, engine: str) -> dict:
 BARE_BATCHED = textwrap.dedent("""
     import sys, yaml
     from multiprocessing import Pool
-    from qbcat import grid
+    from qbcat.configuration import load_config
+    from qbcat.study import point_path
 
     def half(items):
         from qbcat.io import to_dataset, write_netcdf
@@ -54,8 +55,8 @@ BARE_BATCHED = textwrap.dedent("""
 
     if __name__ == "__main__":
         config, schema, out = sys.argv[1:4]
-        study = grid.load_config(yaml.safe_load(open(config)), schema)
-        items = [(p, grid.point_path(out, pid)) for pid, p in study.points.items()]
+        study = load_config(yaml.safe_load(open(config)), schema)
+        items = [(p, point_path(out, pid)) for pid, p in study.points.items()]
         with Pool(2) as pool:
             print(sum(pool.map(half, [items[0::2], items[1::2]])))
 """)

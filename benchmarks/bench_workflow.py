@@ -67,7 +67,8 @@ MEASURE = textwrap.dedent("""
 BARE_POOL = textwrap.dedent("""
     import sys, yaml
     from multiprocessing import Pool
-    from qbcat import grid
+    from qbcat.configuration import load_config
+    from qbcat.study import point_path
     from qbcat.io import to_dataset, write_netcdf
     from qbcat.solve import simulate
 
@@ -77,8 +78,8 @@ BARE_POOL = textwrap.dedent("""
 
     if __name__ == "__main__":
         config, schema, out = sys.argv[1:4]
-        study = grid.load_config(yaml.safe_load(open(config)), schema)
-        items = [(p, grid.point_path(out, pid)) for pid, p in study.points.items()]
+        study = load_config(yaml.safe_load(open(config)), schema)
+        items = [(p, point_path(out, pid)) for pid, p in study.points.items()]
         with Pool(2) as pool:
             pool.map(one, items, chunksize=1)
         print(len(items))
@@ -86,11 +87,13 @@ BARE_POOL = textwrap.dedent("""
 
 AGGREGATE = textwrap.dedent("""
     import sys, yaml
-    from qbcat import aggregate, grid
+    from qbcat import aggregate
+    from qbcat.configuration import load_config
+    from qbcat.study import point_path
     config, schema, points, out, threads = sys.argv[1:6]
-    study = grid.load_config(yaml.safe_load(open(config)), schema)
+    study = load_config(yaml.safe_load(open(config)), schema)
     name = next(iter(study.sweeps))
-    files = [grid.point_path(points, p) for p in study.sweep_points[name]]
+    files = [point_path(points, p) for p in study.sweep_points[name]]
     aggregate.write_sweep(study.sweeps[name], files, out, threads=int(threads))
 """)
 
@@ -173,10 +176,11 @@ def synthesize_points(ws: Path) -> int:
     code = textwrap.dedent("""
         import shutil, sys, yaml, netCDF4
         import numpy as np
-        from qbcat import grid
+        from qbcat.configuration import load_config
+        from qbcat.study import point_path
         from qbcat.io import to_dataset, write_netcdf
         from qbcat.solve import simulate
-        study = grid.load_config(yaml.safe_load(open("config/config.yaml")), "config/schema.yaml")
+        study = load_config(yaml.safe_load(open("config/config.yaml")), "config/schema.yaml")
         templates, data = {}, {}
         for case in (True, False):
             p = dict(next(p for p in study.points.values() if p["catalyst"] == case))
@@ -185,7 +189,7 @@ def synthesize_points(ws: Path) -> int:
             data[case] = {v: ds[v].values for v in ds.data_vars}
         rng = np.random.default_rng(0)
         for pid, params in study.points.items():
-            path = grid.point_path("results/points", pid)
+            path = point_path("results/points", pid)
             shutil.copyfile(templates[params["catalyst"]], path)
             with netCDF4.Dataset(path, "a") as nc:
                 for name, value in params.items():

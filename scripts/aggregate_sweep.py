@@ -2,12 +2,13 @@
 
 import sys
 
-from qbcat import aggregate, grid
+from qbcat import aggregate
+from qbcat.study import Sweep
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 try:
     aggregate.write_sweep(
-        grid.Sweep.from_spec(snakemake.params.sweep),  # noqa: F821
+        Sweep.from_spec(snakemake.params.sweep),  # noqa: F821
         snakemake.input.points,  # noqa: F821
         snakemake.output[0],  # noqa: F821
         allow_gaps=snakemake.params.allow_gaps,  # noqa: F821

@@ -6,13 +6,13 @@ point(s). The points written stay (profile: keep-incomplete), so only the failed
 
 import sys
 
-from qbcat import grid
+from qbcat.batches import failure_report, run_batch
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-failures = grid.run_batch(
+failures = run_batch(
     snakemake.params.points,  # noqa: F821
     list(snakemake.output),  # noqa: F821
     sanity_bounds=snakemake.params.sanity,  # noqa: F821
 )
 if failures:
-    sys.exit(grid.failure_report(failures, len(snakemake.output)))  # noqa: F821
+    sys.exit(failure_report(failures, len(snakemake.output)))  # noqa: F821

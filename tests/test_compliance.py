@@ -23,8 +23,9 @@ import xarray as xr
 import yaml
 
 import qbcat
-from qbcat import grid, io
+from qbcat import io
 from qbcat.citation import PAPER_ARXIV, check_metadata
+from qbcat.configuration import ConfigError, load_config
 
 from conftest import REPO, job_counts, make_workspace, read_config, snakemake, write_config
 
@@ -195,10 +196,10 @@ def test_share_keys_rewrite_shared_datasets_but_rerun_no_simulation(study, tmp_p
 @pytest.mark.parametrize("key, value", [("creator_name", 7), ("creator_orcid", "0000-0002-1825")])
 def test_the_schema_refuses_a_bad_share_value_before_any_job(repo, key, value):
     config = {**STUDY, "share": {**SHARE, key: value}}
-    with pytest.raises(grid.ConfigError, match=key):
-        grid.load_config(yaml.safe_load(yaml.safe_dump(config)), repo / "config" / "schema.yaml")
+    with pytest.raises(ConfigError, match=key):
+        load_config(yaml.safe_load(yaml.safe_dump(config)), repo / "config" / "schema.yaml")
     good = {**STUDY, "share": {**SHARE, "creator_orcid": f"https://orcid.org/{SHARE['creator_orcid']}"}}
-    grid.load_config(yaml.safe_load(yaml.safe_dump(good)), repo / "config" / "schema.yaml")
+    load_config(yaml.safe_load(yaml.safe_dump(good)), repo / "config" / "schema.yaml")
 
 
 def test_share_defaults_are_the_schema_defaults(repo):

@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from qbcat import aggregate, analysis, claims, cutoff, grid
+from qbcat import aggregate, analysis, claims, cutoff
 from qbcat.convergence import max_deviations
 from qbcat.params import ParameterError, canonical, point_id, validate
 from qbcat.solve import simulate
+from qbcat.batches import run_batch
+from qbcat.configuration import load_config
+from qbcat.study import point_path
 
 from conftest import REPO
 
@@ -42,7 +45,7 @@ def test_a_point_at_too_low_a_cutoff_fails_its_certificate():
 
 @pytest.mark.parametrize("over, expected", [({}, [10]), ({"kappa_1": 0.0}, [18, 20])])
 def test_auto_picks_the_smallest_passing_cutoff_and_an_independent_run_confirms_it(over, expected):
-    """SPEC default point: 10 at threshold 1e-3; without photon loss (kappa_1 = 0) 18-20
+    """default point (docs/conventions.md): 10 at threshold 1e-3; without photon loss (kappa_1 = 0) 18-20
     (measured before this feature, with qbcat cutoff). The check: the QuTiP engine (another
     integrator, another code path) at the chosen cutoff + 6 agrees within the threshold, and the
     rung below the chosen one does not pass."""
@@ -108,7 +111,7 @@ CONFIG = {
 
 
 def _study(config):
-    return grid.load_config(copy.deepcopy(config), SCHEMA)
+    return load_config(copy.deepcopy(config), SCHEMA)
 
 
 def test_a_threshold_change_reruns_exactly_the_points_whose_identity_changes():
@@ -139,9 +142,9 @@ def flagged_sweep(tmp_path_factory):
     study = _study(config)
     ids = list(study.points)
     points = [study.points[pid] for pid in ids]
-    assert grid.run_batch(points, [grid.point_path(tmp / "points", pid) for pid in ids], log=lambda m: None) == []
+    assert run_batch(points, [point_path(tmp / "points", pid) for pid in ids], log=lambda m: None) == []
     messages = []
-    files = [grid.point_path(tmp / "points", pid) for pid in ids]
+    files = [point_path(tmp / "points", pid) for pid in ids]
     out = aggregate.write_sweep(study.sweeps["g_scan"], files, tmp / "g_scan.nc", log=messages.append)
     return study, tmp, files, out, messages
 

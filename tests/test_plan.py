@@ -10,8 +10,9 @@ import sys
 import pytest
 import yaml
 
-from qbcat import claims, grid, plan
+from qbcat import claims, plan
 from qbcat.params import point_id, validate
+from qbcat.configuration import ConfigError, load_config
 
 from conftest import REPO
 
@@ -37,7 +38,7 @@ CONFIG = {
 def planned(config: dict) -> plan.ProductPlan:
     """What products.smk does at parse time: load_config (schema, defaults), then the plan."""
     config = copy.deepcopy(config)
-    study = grid.load_config(config, SCHEMA)
+    study = load_config(config, SCHEMA)
     return plan.plan_products(config, study)
 
 
@@ -187,14 +188,14 @@ BAD = [
 
 @pytest.mark.parametrize("path, value, message", BAD, ids=[f"{p}={v}" for p, v, _ in BAD])
 def test_a_bad_product_setting_is_one_line_naming_its_key(path, value, message):
-    with pytest.raises(grid.ConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         planned(changed(path, value))
     assert str(err.value).startswith(message), str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_a_threshold_key_typo_is_refused_by_the_schema_before_the_plan():
-    with pytest.raises(grid.ConfigError, match=r"^claims\.thresholds\.fraction_hold: unknown key"):
+    with pytest.raises(ConfigError, match=r"^claims\.thresholds\.fraction_hold: unknown key"):
         planned(changed("claims.thresholds", {"fraction_hold": 0.9}))
 
 
@@ -206,7 +207,7 @@ def test_product_settings_are_not_checked_without_products():
     assert planned(config).targets == []
     # ... but the corner sweeps were always checked, and still are
     config["convergence"] = {"corner_sweeps": ["nope"]}
-    with pytest.raises(grid.ConfigError, match="convergence.corner_sweeps"):
+    with pytest.raises(ConfigError, match="convergence.corner_sweeps"):
         planned(config)
 
 
@@ -229,10 +230,10 @@ def test_a_job_step_gets_the_same_plan_without_the_checks():
     assert plan.plan_products(*_loaded(CONFIG), check=False) == plan.plan_products(*_loaded(CONFIG))
     bad = changed("claims.thresholds", {"enhancement_metric": "mean_diference"})
     plan.plan_products(*_loaded(bad), check=False)  # not checked here ...
-    with pytest.raises(grid.ConfigError):
+    with pytest.raises(ConfigError):
         plan.plan_products(*_loaded(bad))  # ... but in the submitting run
 
 
 def _loaded(config):
     config = copy.deepcopy(config)
-    return config, grid.load_config(config, SCHEMA)
+    return config, load_config(config, SCHEMA)

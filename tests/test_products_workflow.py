@@ -23,9 +23,10 @@ import pytest
 import xarray as xr
 import yaml
 
-from qbcat import claims, convergence, grid
+from qbcat import claims, convergence
 from qbcat.params import point_id, validate
 from qbcat.solve import simulate
+from qbcat.configuration import load_config
 
 from conftest import (
     NOTHING_TO_DO,
@@ -345,7 +346,7 @@ def test_export_bundles_a_verifiable_archive(warm):
     # the archived config (schema defaults filled in) describes the same study, point for point
     archived = yaml.safe_load((warm / "unpacked" / "qbcat-results" / "config" / "config.yaml").read_text())
     schema = REPO / "config" / "schema.yaml"
-    assert grid.load_config(archived, schema).points == grid.load_config(read_config(warm), schema).points
+    assert load_config(archived, schema).points == load_config(read_config(warm), schema).points
     assert archived["convergence"] == {**archived["convergence"], **TINY["convergence"]}
 
 

@@ -22,10 +22,22 @@ import pytest
 import xarray as xr
 import yaml
 
-from qbcat import aggregate, cli, grid
+from qbcat import aggregate, cli
 from qbcat import io as qio
 from qbcat.atomic import atomic_output
 from qbcat.params import point_id
+from qbcat.batches import (
+    STALE_AFTER_S,
+    TEMPORARY,
+    batch_name,
+    partition,
+    read_batch_plan,
+    remove_stale_temporaries,
+    run_batch,
+)
+from qbcat.batches import temporaries as atomic_temporaries
+from qbcat.configuration import ConfigError, load_config
+from qbcat.study import Study, missing_points, point_path
 
 from conftest import (
     NOTHING_TO_DO,
@@ -45,8 +57,8 @@ SCHEMA = REPO / "config" / "schema.yaml"
 BASE = {"n_fock": 3, "t_max": 10.0, "n_t": 101}
 
 
-def load(config: dict) -> grid.Study:
-    return grid.load_config(yaml.safe_load(yaml.safe_dump(config)), SCHEMA)
+def load(config: dict) -> Study:
+    return load_config(yaml.safe_load(yaml.safe_dump(config)), SCHEMA)
 
 
 def points_dir(ws: Path) -> Path:
@@ -86,7 +98,7 @@ BAD_CONFIGS = {
 }
 # The other bad configs of the brief (typo gama_D, wrong type, negative rate, n_fock < 2,
 # t_max <= 0, empty sweep, range num < 1, duplicate axis values, unknown swept parameter, unknown
-# method, ...) are checked on qbcat.grid.load_config, the very call the workflow makes, in
+# method, ...) are checked on load_config, the very call the workflow makes, in
 # tests/test_grid.py; tests/test_workflow.py runs the gama_D typo through snakemake too.
 
 
@@ -111,7 +123,7 @@ def test_sanity_bounds_in_the_config_are_numbers_with_a_sign():
                          ({"first_law_residual_rel": "small"}, "sanity.first_law_residual_rel: expected a finite number"),
                          ({"first_law_residual_rel": True}, "sanity.first_law_residual_rel: expected"),
                          ({"min_eigenvalue_qb": 0.1}, "sanity.min_eigenvalue_qb: must be <= 0")]:
-        with pytest.raises(grid.ConfigError, match=re.escape(message)):
+        with pytest.raises(ConfigError, match=re.escape(message)):
             load({"sanity": bad})
 
 
@@ -150,7 +162,7 @@ def test_a_failing_point_is_named_the_others_stay_and_a_fixed_config_computes_on
     run = snakemake(ws, check=False)
     assert run.returncode != 0
     # the run's batches (written when it started): 4 of 2 points, no point in two of them
-    batches = grid.read_batch_plan(ws / ".snakemake" / "qbcat" / "batch-plan.json")
+    batches = read_batch_plan(ws / ".snakemake" / "qbcat" / "batch-plan.json")
     assert sorted(map(len, batches.values())) == [2, 2, 2, 2]
     assert sorted(p for ids in batches.values() for p in ids) == sorted(study.points)
     assert set(batches) == set(started_batches(run.stdout))  # the jobs that ran
@@ -252,7 +264,7 @@ def test_a_killed_run_resumes_with_only_the_unfinished_points(tmp_path):
         with xr.open_dataset(path) as ds:
             assert ds.attrs["point_id"] == path.stem and ds.ergotropy.notnull().sum() == 101
     # the batches of the killed run (written when it started) never share a point
-    plan = grid.read_batch_plan(ws / ".snakemake" / "qbcat" / "batch-plan.json")
+    plan = read_batch_plan(ws / ".snakemake" / "qbcat" / "batch-plan.json")
     members = [p for ids in plan.values() for p in ids]
     assert sorted(members) == sorted(study.points)
     # A write cut off by a kill leaves a hidden temporary, never a partial point file. Add some
@@ -279,7 +291,7 @@ def test_a_killed_run_resumes_with_only_the_unfinished_points(tmp_path):
 
     assert {p.stem for p in point_files(ws)} == set(study.points)
     assert {n: s for n, s in stats(point_files(ws)).items() if n in finished} == finished
-    # stale temporaries are deleted (of points: those older than grid.STALE_AFTER_S); the
+    # stale temporaries are deleted (of points: those older than STALE_AFTER_S); the
     # recent ones stay but no reader takes them for a point (every point file was read whole
     # into the sweep dataset below)
     left = set(temporaries(ws))
@@ -320,7 +332,7 @@ def small_points(tmp_path_factory):
     folder = tmp_path_factory.mktemp("points")
     study = load(SMALL)
     ids = list(study.points)
-    assert grid.run_batch([study.points[p] for p in ids], [grid.point_path(folder, p) for p in ids],
+    assert run_batch([study.points[p] for p in ids], [point_path(folder, p) for p in ids],
                           log=lambda m: None) == []
     return study, folder
 
@@ -442,11 +454,11 @@ def test_damaged_points_in_a_finished_study_are_named_and_recomputed_once_delete
                                                   (1000, 7, 3), (10007, 100, 100)])
 def test_every_point_belongs_to_exactly_one_batch(n, batch_size, slots):
     ids = [f"{i * 2654435761 % 2**64:016x}" for i in range(n)]
-    batches = grid.partition(ids + ids[: n // 3], batch_size, slots)  # repeated ids count once
+    batches = partition(ids + ids[: n // 3], batch_size, slots)  # repeated ids count once
     members = [p for b in batches.values() for p in b]
     assert len(members) == len(set(members)) == n and set(members) == set(ids)
     assert len(set(batches)) == len(batches)  # one rule name per batch
-    assert all(name == grid.batch_name(b) for name, b in batches.items())
+    assert all(name == batch_name(b) for name, b in batches.items())
     assert max(map(len, batches.values())) <= batch_size
 
 
@@ -473,15 +485,15 @@ def test_atomic_writes_use_a_private_temporary_per_writer(small_points, tmp_path
                for t in (tmp1, tmp2))
     assert other.read_bytes() == b"half-written"  # a writer never touches another's temporary
     # the clean-up of killed runs recognises the temporaries of every atomic writer
-    assert all(grid.TEMPORARY.match(t.name)["name"] == "p.nc" for t in (tmp1, tmp2))
+    assert all(TEMPORARY.match(t.name)["name"] == "p.nc" for t in (tmp1, tmp2))
     with atomic_output(tmp_path / "q.nc") as tmp:
-        assert grid.temporaries(tmp_path, of="q.nc") == [tmp]
+        assert atomic_temporaries(tmp_path, of="q.nc") == [tmp]
     # and a temporary is never taken for a point file
     study_dir = tmp_path / "study"
     study_dir.mkdir()
     pid = next(iter(study.points))
     (study_dir / f".{pid}.nc.abc.tmp").write_bytes(b"x")
-    assert pid in grid.missing_points(study, study_dir)
+    assert pid in missing_points(study, study_dir)
 
 
 def test_only_stale_temporaries_are_removed(tmp_path):
@@ -495,14 +507,14 @@ def test_only_stale_temporaries_are_removed(tmp_path):
     for name in stale + kept:
         (tmp_path / name).write_text("x")
         if name not in kept[:1]:
-            long_ago = time.time() - grid.STALE_AFTER_S - 60
+            long_ago = time.time() - STALE_AFTER_S - 60
             os.utime(tmp_path / name, (long_ago, long_ago))
-    assert grid.remove_stale_temporaries(tmp_path / "absent") == 0
-    assert grid.remove_stale_temporaries(tmp_path) == len(stale)
+    assert remove_stale_temporaries(tmp_path / "absent") == 0
+    assert remove_stale_temporaries(tmp_path) == len(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
     # a sweep dataset belongs to one job: its own temporaries go whatever their age
     (tmp_path / ".s.nc.e5f6g7h8.tmp").write_text("x")
-    assert grid.remove_stale_temporaries(tmp_path, older_than_s=0, of="s.nc") == 1
+    assert remove_stale_temporaries(tmp_path, older_than_s=0, of="s.nc") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from qbcat import grid, status
+from qbcat import status
 from qbcat.cli import main
 from qbcat.params import validate
 from qbcat.profile import ProfileError, differences, install
+from qbcat.configuration import load_config
 
 from conftest import REPO, job_counts, make_workspace, snakemake
 
@@ -217,7 +218,7 @@ TINY = {
 
 def test_a_dry_run_prints_the_cost_and_one_line_per_batch_job(tmp_path):
     ws = make_workspace(tmp_path / "ws", TINY)
-    study = grid.load_config(json.loads(json.dumps(TINY)), REPO / "config" / "schema.yaml")
+    study = load_config(json.loads(json.dumps(TINY)), REPO / "config" / "schema.yaml")
     assert len(study.points) == 5  # g_scan's 3 cells, cut's n_fock 4 cell, the shared baseline
     out = snakemake(ws, "-n").stdout
     assert "qbcat: 5 points in 2 sweeps: 0 present, 5 to compute in 4 batches; estimated " in out

@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from qbcat import aggregate, grid
+from qbcat import aggregate
 from qbcat.params import point_id
+from qbcat.batches import read_batch_plan, run_batch
+from qbcat.configuration import load_config
+from qbcat.study import point_path
 
 from conftest import (
     NOTHING_TO_DO,
@@ -182,7 +185,7 @@ def test_a_solver_tolerance_reruns_every_point(warm):
     config["base"]["rtol"] = 1e-6
     write_config(warm, config)
     counts, planned, _ = dry_run(warm)
-    study = grid.load_config(read_config(warm), REPO / "config" / "schema.yaml")
+    study = load_config(read_config(warm), REPO / "config" / "schema.yaml")
     assert len(planned) == N_POINTS and set(planned) == set(study.points)
     assert simulation_jobs(counts) == 2 and counts["aggregate_sweep"] == 2
 
@@ -265,7 +268,7 @@ def test_a_failed_point_keeps_the_others_and_allow_gaps_leaves_a_gap(tmp_path):
 def test_a_job_step_defines_the_batches_of_the_run_that_submitted_it(warm):
     """A cluster job re-reads the workflow (--mode remote) while other batches' points may
     already exist; it must still find its own batch rule, with the same outputs."""
-    plan = grid.read_batch_plan(warm / ".snakemake" / "qbcat" / "batch-plan.json")
+    plan = read_batch_plan(warm / ".snakemake" / "qbcat" / "batch-plan.json")
     assert len(plan) == 2
     (mine, my_points), (_, other_points) = sorted(plan.items())
     points = warm / "results" / "points"
@@ -303,10 +306,10 @@ def test_lint_and_snakefmt_are_clean(tmp_path):
 
 
 def _study_points(tmp_path, config):
-    study = grid.load_config(config, REPO / "config" / "schema.yaml")
+    study = load_config(config, REPO / "config" / "schema.yaml")
     ids = list(study.points)
-    outputs = [grid.point_path(tmp_path, p) for p in ids]
-    assert grid.run_batch([study.points[p] for p in ids], outputs, log=lambda m: None) == []
+    outputs = [point_path(tmp_path, p) for p in ids]
+    assert run_batch([study.points[p] for p in ids], outputs, log=lambda m: None) == []
     return study, outputs
 
 

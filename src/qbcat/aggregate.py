@@ -47,7 +47,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .grid import CASES, POINT_SUFFIX, Sweep, remove_stale_temporaries
+from .batches import remove_stale_temporaries
+from .study import CASES, POINT_SUFFIX, Sweep
 from .cutoff import CERTIFIED, Certificate
 from .params import PARAMETERS, validate
 

@@ -1,13 +1,13 @@
 """What the science products of a study are, planned from the config once, when the workflow is read.
 
-:func:`plan_products` turns the schema-checked config and its :class:`qbcat.grid.Study` into a
+:func:`plan_products` turns the schema-checked config and its :class:`qbcat.study.Study` into a
 :class:`ProductPlan` of plain data: the sweeps behind the paper's figures and the enhancement
 maps, the steady-state maps, the convergence points with their options, the claims thresholds,
 and every product file by the rule that makes it (the manifest records the rule of each file).
 The rule files (workflow/rules/products.smk, share.smk) only wire rules to this plan.
 
 Every check a product's config needs is made here, so that a bad value stops the workflow before
-any job with one :class:`qbcat.grid.ConfigError` line naming the config key, e.g.
+any job with one :class:`qbcat.configuration.ConfigError` line naming the config key, e.g.
 ``claims.thresholds.enhancement_metric: ...``, instead of failing the product's job at the end
 of a run. The functions are pure (no file is read or written) and testable without Snakemake.
 QuTiP (through qbcat.convergence) is imported only when the config asks for convergence checks,
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .grid import SWEEP_NAME, ConfigError, Study
+from .configuration import SWEEP_NAME, ConfigError
+from .study import Study
 from .params import PARAMETERS, ParameterError, point_id, validate
 
 SWEEP_FILE = "results/sweeps/{sweep}.nc"
@@ -297,7 +298,7 @@ def products_by_rule(enabled: bool, paper: list, maps: list, steady: Mapping, co
 
 
 def plan_products(config: Mapping, study: Study, check: bool = True) -> ProductPlan:
-    """The ProductPlan of a schema-checked config (defaults filled in, see qbcat.grid.load_config)
+    """The ProductPlan of a schema-checked config (defaults filled in: qbcat.configuration.load_config)
     and its Study; ConfigError naming the key on any product setting that cannot work.
 
     ``check=False`` skips the checks that import xarray (claims thresholds, analysis windows) and

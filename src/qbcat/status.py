@@ -11,7 +11,7 @@ Three things, for the workflow and for ``qbcat status``:
 
 Where the status comes from, and why. A run writes, when its jobs start (``onstart``,
 workflow/rules/simulate.smk), two small files under ``.snakemake/qbcat/``: the batch plan
-(``batch-plan.json``: batch -> its point ids, qbcat.grid) and the run's summary (``run.json``,
+(``batch-plan.json``: batch -> its point ids, qbcat.batches) and the run's summary (``run.json``,
 :func:`write_run_info`: start time, each sweep's point ids, the estimated seconds per point of
 each batch). Everything else is read from ``results/points``: one directory listing says which
 points exist and which failed (``<id>.failed`` markers), and the modification times of the
@@ -224,7 +224,7 @@ def parse_progress_line(line: str) -> dict | None:
 # The run's summary file
 
 RUN_FILE = Path(".snakemake", "qbcat", "run.json")
-PLAN_FILE = Path(".snakemake", "qbcat", "batch-plan.json")  # written by qbcat.grid.write_batch_plan
+PLAN_FILE = Path(".snakemake", "qbcat", "batch-plan.json")  # written by qbcat.batches.write_batch_plan
 
 
 def write_run_info(path: str | os.PathLike, sweeps: Mapping[str, Sequence[str]],
@@ -253,7 +253,7 @@ def read_run_info(path: str | os.PathLike) -> dict | None:
 # --------------------------------------------------------------------------------------------
 # Status of a results folder
 
-POINT_SUFFIX, FAILED_SUFFIX = ".nc", ".failed"  # as qbcat.grid (not imported: no numpy/yaml)
+POINT_SUFFIX, FAILED_SUFFIX = ".nc", ".failed"  # as qbcat.study (not imported: no numpy/yaml)
 
 
 @dataclass

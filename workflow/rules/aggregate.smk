@@ -47,6 +47,4 @@ rule point_index:
     message:
         "index the study's points in {output}"
     run:
-        grid.write_index(
-            grid.Study.from_spec(params.study), output[0], POINT_DIR, log[0]
-        )
+        write_index(Study.from_spec(params.study), output[0], POINT_DIR, log[0])

@@ -1,7 +1,7 @@
 # Helpers and target functions of the qbcat workflow.
 #
 # Everything that decides what runs is computed here, once, when Snakemake reads the workflow:
-#   config -> STUDY (qbcat.grid.load_config: schema, then semantic checks): sweeps and points
+#   config -> STUDY (qbcat.configuration.load_config: schema, then semantic checks): sweeps and points
 #   points without a file in results/points -> BATCHES of at most batch_size points
 # simulate.smk defines one rule per batch, whose outputs are exactly its points' files; point
 # files that exist are plain inputs of the aggregation (no rule makes them), so a re-run with
@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import qbcat
-from qbcat import grid, status
+from qbcat import status
 from qbcat.io import SHARE_DEFAULTS
+from qbcat.batches import partition, read_batch_plan, runtime_minutes, write_batch_plan
+from qbcat.configuration import ConfigError, load_config
+from qbcat.study import Study, failed_points, missing_points, point_path, write_index
 
 # In every rule's params: Snakemake does not track changes to imported modules.
 QBCAT_VERSION = qbcat.__version__
@@ -23,8 +26,8 @@ PLAN_FILE = Path(".snakemake", "qbcat", "batch-plan.json")
 RUN_FILE = status.RUN_FILE
 
 try:
-    STUDY = grid.load_config(config, SCHEMA, workflow.configfiles)
-except grid.ConfigError as exc:
+    STUDY = load_config(config, SCHEMA, workflow.configfiles)
+except ConfigError as exc:
     sys.exit(f"qbcat: bad config: {exc}")
 
 # Who made and shares the data (config `share:`): in the params of the rules that write shared
@@ -32,7 +35,7 @@ except grid.ConfigError as exc:
 SHARE_METADATA = {k: v for k, v in config["share"].items() if k in SHARE_DEFAULTS}
 
 # With allow_gaps, points whose last attempt failed are not retried (they become NaN gaps).
-FAILED = grid.failed_points(POINT_DIR) if STUDY.allow_gaps else set()
+FAILED = failed_points(POINT_DIR) if STUDY.allow_gaps else set()
 
 
 def parallel_slots():
@@ -42,7 +45,7 @@ def parallel_slots():
 
 def batch_resources(ids):
     res = STUDY.resources["simulate"]
-    return {"mem_mb": res["mem_mb"], "runtime": grid.runtime_minutes(len(ids), res)}
+    return {"mem_mb": res["mem_mb"], "runtime": runtime_minutes(len(ids), res)}
 
 
 def batch_message(name, ids):
@@ -54,8 +57,8 @@ def batch_message(name, ids):
 
 
 if workflow.is_main_process:
-    MISSING = grid.missing_points(STUDY, POINT_DIR)
-    BATCHES = grid.partition(
+    MISSING = missing_points(STUDY, POINT_DIR)
+    BATCHES = partition(
         [p for p in MISSING if p not in FAILED],
         STUDY.batch_size,
         parallel_slots(),
@@ -79,13 +82,13 @@ else:
     # already exist: it must define the batch rules of the run that submitted it.
     BATCHES = {
         name: ids
-        for name, ids in grid.read_batch_plan(PLAN_FILE).items()
+        for name, ids in read_batch_plan(PLAN_FILE).items()
         if all(p in STUDY.points for p in ids)
     }
 
 
 def point_file(pid):
-    return grid.point_path(POINT_DIR, pid)
+    return point_path(POINT_DIR, pid)
 
 
 def sweep_point_files(wildcards):

@@ -7,6 +7,7 @@
 import sys
 
 from qbcat import plan
+from qbcat.configuration import ConfigError
 
 
 report: "../report/workflow.rst"
@@ -17,7 +18,7 @@ report: "../report/workflow.rst"
 # job) skips the checks that the submitting run made. share.smk reads PLAN too.
 try:
     PLAN = plan.plan_products(config, STUDY, check=workflow.is_main_process)
-except grid.ConfigError as exc:
+except ConfigError as exc:
     sys.exit(f"qbcat: bad config: {exc}")
 PLOTS = config["plots"]
 

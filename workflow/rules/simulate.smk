@@ -6,7 +6,7 @@
 
 
 onstart:
-    grid.write_batch_plan(PLAN_FILE, BATCHES)
+    write_batch_plan(PLAN_FILE, BATCHES)
     status.write_run_info(RUN_FILE, STUDY.sweep_points, BATCHES, STUDY.points)
 
 

@@ -1,4 +1,4 @@
-"""The study grid: config checks (one line naming the config path), sweeps -> points, batches."""
+"""The study: config checks (one line naming the config path), sweeps -> points, batches (qbcat.configuration, qbcat.study, qbcat.batches)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,18 @@ import numpy as np
 import pytest
 import yaml
 
-from qbcat import grid
+
 from qbcat.params import DEFAULTS, PARAMETERS, point_id
+from qbcat.batches import (
+    failure_report,
+    partition,
+    read_batch_plan,
+    run_batch,
+    runtime_minutes,
+    write_batch_plan,
+)
+from qbcat.configuration import ConfigError, load_config
+from qbcat.study import Study, Sweep, failed_points, index_rows, missing_points, point_path
 
 from conftest import REPO
 
@@ -31,9 +41,9 @@ GOOD = {
 }
 
 
-def load(config: dict, files=()) -> grid.Study:
+def load(config: dict, files=()) -> Study:
     """What the workflow calls on its config (common.smk)."""
-    return grid.load_config(copy.deepcopy(config), SCHEMA, files)
+    return load_config(copy.deepcopy(config), SCHEMA, files)
 
 
 def changed(path: str, value, delete: bool = False) -> dict:
@@ -110,7 +120,7 @@ BAD = [
 
 @pytest.mark.parametrize("path, value, message", BAD, ids=[f"{p}={v!r}"[:60] for p, v, _ in BAD])
 def test_bad_config_is_refused_with_one_line_naming_the_key(path, value, message):
-    with pytest.raises(grid.ConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         load(changed(path, value))
     text = str(err.value)
     assert message in text
@@ -119,7 +129,7 @@ def test_bad_config_is_refused_with_one_line_naming_the_key(path, value, message
 
 def test_missing_required_range_key_is_refused():
     config = changed("sweeps.k_map.axes.kappa_1.range.num", None, delete=True)
-    with pytest.raises(grid.ConfigError, match=r"sweeps\.k_map\.axes\.kappa_1\.range: 'num' is a required"):
+    with pytest.raises(ConfigError, match=r"sweeps\.k_map\.axes\.kappa_1\.range: 'num' is a required"):
         load(config)
 
 
@@ -134,14 +144,14 @@ sweeps:
 """
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    with pytest.raises(grid.ConfigError, match=r"^sweeps\.gg_map\.axes\.g: given twice in .*config\.yaml"):
+    with pytest.raises(ConfigError, match=r"^sweeps\.gg_map\.axes\.g: given twice in .*config\.yaml"):
         load(yaml.safe_load(text), [path])
 
 
 def test_the_default_study_loads_and_fills_the_schema_defaults(repo):
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     del config["batch_size"], config["resources"]
-    study = grid.load_config(config, SCHEMA, [repo / "config" / "config.yaml"])
+    study = load_config(config, SCHEMA, [repo / "config" / "config.yaml"])
     assert config["batch_size"] >= 1 and config["resources"]["simulate"]["mem_mb"] > 0  # defaults filled
     assert {"omega_c_scan", "g_scan", "kappa_1_scan", "gamma_D_scan"} <= set(study.sweeps)
     for name in ("omega_c_scan", "g_scan", "kappa_1_scan", "gamma_D_scan"):
@@ -205,23 +215,23 @@ def test_sweep_spec_round_trip_and_set_overrides():
     sweep = study.sweeps["g_scan"]
     assert sweep.fixed["gamma_D"] == 0.1 and sweep.fixed["atol"] == 1e-10
     assert "g" not in sweep.fixed
-    again = grid.Sweep.from_spec(sweep.to_spec())
+    again = Sweep.from_spec(sweep.to_spec())
     assert again == sweep
     assert [c for c in again.cells()] == [c for c in sweep.cells()]
-    assert grid.Study.from_spec(study.to_spec()).points == study.points
+    assert Study.from_spec(study.to_spec()).points == study.points
 
 
 def test_partition_is_balanced_deterministic_and_bounded():
     ids = [f"{i:016x}" for i in range(103)]
-    batches = grid.partition(reversed(ids), 10)
+    batches = partition(reversed(ids), 10)
     sizes = sorted(len(b) for b in batches.values())
     assert len(batches) == math.ceil(103 / 10) == 11
     assert sizes[-1] <= 10 and sizes[-1] - sizes[0] <= 1  # 103 = 4 x 9 + 7 x 10
     assert sorted(p for b in batches.values() for p in b) == ids
-    assert grid.partition(ids, 10) == batches  # order of the input does not matter
+    assert partition(ids, 10) == batches  # order of the input does not matter
     assert all(re.fullmatch(r"simulate_batch_[0-9a-f]{10}", name) for name in batches)
-    assert grid.partition([], 10) == {}
-    assert list(grid.partition(ids[:3], 50).values()) == [ids[:3]]
+    assert partition([], 10) == {}
+    assert list(partition(ids[:3], 50).values()) == [ids[:3]]
 
 
 @pytest.mark.parametrize("n, batch_size, slots, n_batches", [
@@ -233,7 +243,7 @@ def test_partition_is_balanced_deterministic_and_bounded():
     (1000, 100, 1, 10),
 ])
 def test_partition_uses_every_slot(n, batch_size, slots, n_batches):
-    batches = grid.partition([f"{i:016x}" for i in range(n)], batch_size, slots)
+    batches = partition([f"{i:016x}" for i in range(n)], batch_size, slots)
     assert len(batches) == n_batches
     assert max(map(len, batches.values())) <= batch_size
 
@@ -241,39 +251,39 @@ def test_partition_uses_every_slot(n, batch_size, slots, n_batches):
 def test_missing_and_failed_points(tmp_path):
     study = load(GOOD)
     ids = list(study.points)
-    assert grid.missing_points(study, tmp_path / "absent") == ids
+    assert missing_points(study, tmp_path / "absent") == ids
     (tmp_path / f"{ids[0]}.nc").write_text("x")
     (tmp_path / f"{ids[1]}.failed").write_text("boom")
     (tmp_path / f"{ids[0]}.failed").write_text("old failure, since fixed")
-    assert grid.missing_points(study, tmp_path) == ids[1:]
-    assert grid.failed_points(tmp_path) == {ids[1]}
+    assert missing_points(study, tmp_path) == ids[1:]
+    assert failed_points(tmp_path) == {ids[1]}
 
 
 def test_batch_plan_round_trip(tmp_path):
-    batches = grid.partition([f"{i:016x}" for i in range(7)], 3)
-    grid.write_batch_plan(tmp_path / "plan" / "p.json", batches)
-    assert grid.read_batch_plan(tmp_path / "plan" / "p.json") == batches
-    assert grid.read_batch_plan(tmp_path / "none.json") == {}
+    batches = partition([f"{i:016x}" for i in range(7)], 3)
+    write_batch_plan(tmp_path / "plan" / "p.json", batches)
+    assert read_batch_plan(tmp_path / "plan" / "p.json") == batches
+    assert read_batch_plan(tmp_path / "none.json") == {}
 
 
 def test_runtime_scales_with_batch_size():
     res = {"runtime_base_min": 2, "runtime_per_point_min": 0.25}
-    assert grid.runtime_minutes(1, res) == 3 and grid.runtime_minutes(40, res) == 12
+    assert runtime_minutes(1, res) == 3 and runtime_minutes(40, res) == 12
 
 
 def test_run_batch_writes_the_good_points_and_reports_the_failed_one(tmp_path):
     good = {"n_fock": 3, "t_max": 5.0, "n_t": 51, "catalyst": True}
     bad = {**good, "nsteps": 1, "max_step": 0.01}  # 10 steps needed between outputs, 1 allowed
     points = [bad, good]
-    outputs = [grid.point_path(tmp_path, point_id(p)) for p in points]
+    outputs = [point_path(tmp_path, point_id(p)) for p in points]
     messages = []
-    failures = grid.run_batch(points, outputs, log=messages.append)
+    failures = run_batch(points, outputs, log=messages.append)
     assert [f.point_id for f in failures] == [point_id(bad)]
     assert not (tmp_path / f"{point_id(bad)}.nc").exists()
     assert (tmp_path / f"{point_id(good)}.nc").exists()
     marker = tmp_path / f"{point_id(bad)}.failed"
     assert point_id(bad) in marker.read_text()
-    report = grid.failure_report(failures, len(points))
+    report = failure_report(failures, len(points))
     assert report.startswith("1 of 2 points failed") and point_id(bad) in report and "nsteps=1" in report
     # one line per point, then progress; a point whose cutoff certificate fails (n_fock 3 is far
     # too small) is named once more, loudly
@@ -283,12 +293,12 @@ def test_run_batch_writes_the_good_points_and_reports_the_failed_one(tmp_path):
     assert len(points_lines) == 2 and "FAILED" in points_lines[0]
     assert messages[-1].startswith("[2/2] progress: 1 written, 1 failed")
     with pytest.raises(ValueError, match="is not the file of point"):
-        grid.run_batch([good], [tmp_path / "wrong.nc"])
+        run_batch([good], [tmp_path / "wrong.nc"])
 
 
 def test_index_rows():
     study = load(GOOD)
-    rows = grid.index_rows(study, "results/points")
+    rows = index_rows(study, "results/points")
     assert [r["point_id"] for r in rows] == list(study.points)
     base = next(r for r in rows if not r["catalyst"])
     assert "g" not in base and base["gamma_D"] == 0.05 and "g_scan" in base["sweeps"].split()
