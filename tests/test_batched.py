@@ -93,7 +93,7 @@ def test_the_integrators_right_hand_sides_equal_the_checked_one(catalyst, n_fock
     scale = np.max(np.abs(ref_r)) + np.max(np.abs(ref_i))
     assert np.max(np.abs(got_r - h * ref_r)) < 1e-13 * scale
     assert np.max(np.abs(got_i - h * ref_i)) < 1e-13 * scale
-    cu, sgn, uch, uvr, uvi = batched._coupling_table(st.m, st.chan, st.ch_k)
+    cu, sgn, uch, uvr, uvi = batched._coupling_table(st.m, st.chan)
     assert np.all(cu >= 0) and len(uch) < st.couplings  # every coupling folded, weights shared
     Wr, Wi = np.empty((len(uch), nl)), np.empty((len(uch), nl))
     batched._weights(cr, ci, uch, uvr, uvi, Wr, Wi)

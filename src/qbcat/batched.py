@@ -427,7 +427,7 @@ def _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs):
 
 
 @njit(**_JIT)
-def _coupling_table(m, chan, ch_k):
+def _coupling_table(m, chan):
     """Each coupling's 2x2 matrix is v x or v conj(x) for a complex v (a property of the
     structure, checked here): C_ch M_q x = W_u x or W_u conj(x) with W_u = C_ch v for the few
     distinct (channel, v) pairs u. Returns (u of each coupling, sign of Im x: +1 or -1 for the
@@ -845,7 +845,7 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
     no_c = np.zeros(0)
     ones = np.ones(nl)
     scale0 = np.ones(nl)
-    cu, sgn, uch, uvr, uvi = _coupling_table(m, chan, ch_k)
+    cu, sgn, uch, uvr, uvi = _coupling_table(m, chan)
     general = False
     for q in range(cu.shape[0]):
         if cu[q] < 0:
