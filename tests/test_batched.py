@@ -72,6 +72,36 @@ def test_kernel_liouvillian_equals_qutip_in_the_rotating_frame(catalyst, n_fock)
         assert np.max(np.abs(got - expected)) < 1e-12
 
 
+@pytest.mark.parametrize("catalyst, n_fock", [(False, 0), (True, 3), (True, 12)])
+def test_the_integrators_right_hand_sides_equal_the_checked_one(catalyst, n_fock):
+    """The integrator uses two faster forms of the right-hand side checked above (``_rhs``):
+    stages scaled by each lane's step (``_rhs_h``), and the couplings folded into per-lane
+    weights W = C v (``_rhs_w``, every coupling of the model being v x or v conj(x)). Both must
+    give ``h L_t(X)`` on random states of many lanes (an odd number: a partial SIMD block)."""
+    rng = np.random.default_rng(7 + n_fock)
+    st = batched.structure(catalyst, n_fock)
+    nl = 13
+    Xr, Xi = rng.normal(size=(st.size, nl)), rng.normal(size=(st.size, nl))
+    dgr, dgi = rng.normal(size=(st.size, nl)), rng.normal(size=(st.size, nl))
+    cr, ci = rng.normal(size=(len(st.ch_k), nl)), rng.normal(size=(len(st.ch_k), nl))
+    h = rng.uniform(0.01, 1.0, nl)
+    args = (Xr, Xi, dgr, dgi, st.is_diag, st.ptr, st.col)
+    ref_r, ref_i = np.empty((st.size, nl)), np.empty((st.size, nl))
+    batched._rhs(Xr, Xi, ref_r, ref_i, dgr, dgi, st.is_diag, st.ptr, st.col, st.chan, st.m, cr, ci)
+    got_r, got_i = np.empty_like(ref_r), np.empty_like(ref_i)
+    batched._rhs_h(Xr, Xi, got_r, got_i, *args[2:], st.chan, st.m, cr, ci, h)
+    scale = np.max(np.abs(ref_r)) + np.max(np.abs(ref_i))
+    assert np.max(np.abs(got_r - h * ref_r)) < 1e-13 * scale
+    assert np.max(np.abs(got_i - h * ref_i)) < 1e-13 * scale
+    cu, sgn, uch, uvr, uvi = batched._coupling_table(st.m, st.chan)
+    assert np.all(cu >= 0) and len(uch) < st.couplings  # every coupling folded, weights shared
+    Wr, Wi = np.empty((len(uch), nl)), np.empty((len(uch), nl))
+    batched._weights(cr, ci, uch, uvr, uvi, Wr, Wi)
+    batched._rhs_w(Xr, Xi, got_r, got_i, *args[2:], cu, sgn, Wr, Wi, h)
+    assert np.max(np.abs(got_r - h * ref_r)) < 1e-13 * scale
+    assert np.max(np.abs(got_i - h * ref_i)) < 1e-13 * scale
+
+
 @pytest.mark.parametrize("catalyst", [True, False])
 def test_expectation_operators_are_the_same_from_numpy_and_qutip_models(catalyst):
     """The batched engine builds the operators with numpy (no QuTiP import); the QuTiP engine

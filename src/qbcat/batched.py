@@ -31,7 +31,19 @@ The right-hand side is, per element r,
 
 with Dg the per-point diagonal of the dissipators, M_q a real 2x2 matrix acting on (Re, Im) and
 C_ch(t) the channel's complex coefficient (g, kappa_1 or s(t), times its phase). At n_fock 12
-that is about 16 kflop per point.
+that is about 16 kflop per point. Every M_q of this model is a complex number v acting on X_c
+or on conj X_c, so the integrator folds C_ch v into per-lane weights W_u, one per distinct
+(channel, v) (125 at n_fock 12 for 1403 couplings), once per right-hand side: then a coupling
+costs 4 FMAs per lane instead of 8 (:func:`_rhs_w`; :func:`_rhs` is the plain form, checked
+against QuTiP, and a test checks the two agree).
+
+Kernel, for speed (benchmarks/README.md): an element's sum over its couplings is accumulated
+for a block of lanes in a stack buffer, four couplings per SIMD loop over the lanes (a loop
+that stores into argument arrays while reading others gets run-time overlap checks from LLVM
+that cost as much as the work; a stack buffer aliases nothing). The stages are stored scaled
+by their lane's step, K~_j = h f_j, so a stage combination X + sum_j a_j K~_j has the same
+coefficients in every lane and runs as one flat loop over (element, lane); the 5th-order
+solution and the stages' part of the error estimate come out of one pass.
 
 Time stepping: Dormand-Prince 5(4) (the tableau and dense output of scipy's RK45), FSAL, with
 each point ("lane") on its OWN step size and time: a hard point never loosens or slows the
@@ -62,7 +74,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # ---------------------------------------------------------------------------------------------
 # Dormand-Prince 5(4) (scipy.integrate.RK45's coefficients, Shampine's dense output)
@@ -283,6 +297,27 @@ def structure(catalyst: bool, n_fock: int) -> Structure:
 
 _JIT = dict(cache=True, fastmath={"contract"})
 
+#: Lanes per block of the kernel's stack accumulators (see :func:`_stack`).
+_LB = 64
+
+
+@intrinsic
+def _stack(typingctx, n):
+    """Pointer to a float64 buffer of ``n`` (a literal) elements on the stack.
+
+    Why: a loop over lanes that stores into an argument array while reading others gets
+    run-time overlap checks from LLVM before it may use SIMD (measured: ~50 instructions per
+    loop, as much as the work of a 64-lane loop). A stack buffer provably aliases nothing, so
+    loops that accumulate into it vectorise without checks; the result is copied out once.
+    """
+    if not isinstance(n, types.IntegerLiteral):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n.literal_value)
+
+    return types.CPointer(types.float64)(n), codegen
+
 
 @njit(**_JIT)
 def _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
@@ -302,36 +337,228 @@ def _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch
             ci[ch, b] = coef[k, b] * math.sin(phi)
 
 
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _couple(sr, si, xr, xi, m00, m01, m10, m11, crk, cik):
+    """(sr, si) + C (M x) for one coupling: M a real 2x2 on (Re, Im) of x, C = crk + i cik."""
+    u = m00 * xr + m01 * xi
+    v = m10 * xr + m11 * xi
+    return sr + crk * u - cik * v, si + crk * v + cik * u
+
+
+@njit(**_JIT)
+def _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs):
+    """Y = hs L_t(X) in the rotating frame, lane b scaled by hs[b] (its step size, or 1), with
+    the channel coefficients (cr, ci) of :func:`_coefficients`.
+
+    Element r of a block of lanes is accumulated in a stack buffer (no run-time overlap
+    checks, see :func:`_stack`) over its couplings in CSR order, four (then two, then one)
+    couplings per SIMD loop over the lanes, so the accumulators stay in registers across them
+    and a loop's set-up is paid once per four couplings; the element is stored once. The order
+    of the additions is fixed by the structure, the same in every lane.
+    """
+    D, nl = Xr.shape
+    ar = carray(_stack(_LB), (_LB,))
+    ai = carray(_stack(_LB), (_LB,))
+    for b0 in range(0, nl, _LB):
+        w = min(nl - b0, _LB)
+        for r0 in range(D):
+            r = np.uint64(r0)
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                ar[b] = dgr[r, lb] * Xr[r, lb] - dgi[r, lb] * Xi[r, lb]
+                ai[b] = dgr[r, lb] * Xi[r, lb] + dgi[r, lb] * Xr[r, lb]
+            q = ptr[r]
+            q1 = ptr[r + 1]
+            while q + 4 <= q1:
+                c0 = np.uint64(col[q])
+                c1 = np.uint64(col[q + 1])
+                c2 = np.uint64(col[q + 2])
+                c3 = np.uint64(col[q + 3])
+                k0 = np.uint64(chan[q])
+                k1 = np.uint64(chan[q + 1])
+                k2 = np.uint64(chan[q + 2])
+                k3 = np.uint64(chan[q + 3])
+                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
+                b00, b01, b10, b11 = m[q + 1, 0], m[q + 1, 1], m[q + 1, 2], m[q + 1, 3]
+                c00, c01, c10, c11 = m[q + 2, 0], m[q + 2, 1], m[q + 2, 2], m[q + 2, 3]
+                d00, d01, d10, d11 = m[q + 3, 0], m[q + 3, 1], m[q + 3, 2], m[q + 3, 3]
+                for b in range(w):
+                    lb = np.uint64(b0 + b)
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
+                                     cr[k0, lb], ci[k0, lb])
+                    sr, si = _couple(sr, si, Xr[c1, lb], Xi[c1, lb], b00, b01, b10, b11, cr[k1, lb], ci[k1, lb])
+                    sr, si = _couple(sr, si, Xr[c2, lb], Xi[c2, lb], c00, c01, c10, c11, cr[k2, lb], ci[k2, lb])
+                    sr, si = _couple(sr, si, Xr[c3, lb], Xi[c3, lb], d00, d01, d10, d11, cr[k3, lb], ci[k3, lb])
+                    ar[b] = sr
+                    ai[b] = si
+                q += 4
+            if q + 2 <= q1:
+                c0 = np.uint64(col[q])
+                c1 = np.uint64(col[q + 1])
+                k0 = np.uint64(chan[q])
+                k1 = np.uint64(chan[q + 1])
+                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
+                b00, b01, b10, b11 = m[q + 1, 0], m[q + 1, 1], m[q + 1, 2], m[q + 1, 3]
+                for b in range(w):
+                    lb = np.uint64(b0 + b)
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
+                                     cr[k0, lb], ci[k0, lb])
+                    sr, si = _couple(sr, si, Xr[c1, lb], Xi[c1, lb], b00, b01, b10, b11, cr[k1, lb], ci[k1, lb])
+                    ar[b] = sr
+                    ai[b] = si
+                q += 2
+            if q < q1:
+                c0 = np.uint64(col[q])
+                k0 = np.uint64(chan[q])
+                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
+                for b in range(w):
+                    lb = np.uint64(b0 + b)
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
+                                     cr[k0, lb], ci[k0, lb])
+                    ar[b] = sr
+                    ai[b] = si
+            if is_diag[r]:
+                for b in range(w):
+                    ai[b] = 0.0
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                Yr[r, lb] = hs[lb] * ar[b]
+                Yi[r, lb] = hs[lb] * ai[b]
+
+
+@njit(**_JIT)
+def _coupling_table(m, chan):
+    """Each coupling's 2x2 matrix is v x or v conj(x) for a complex v (a property of the
+    structure, checked here): C_ch M_q x = W_u x or W_u conj(x) with W_u = C_ch v for the few
+    distinct (channel, v) pairs u. Returns (u of each coupling, sign of Im x: +1 or -1 for the
+    conjugate, ch of each u, vr of each u, vi of each u); u = -1 marks a general matrix."""
+    nq = m.shape[0]
+    cu = np.empty(nq, dtype=np.int64)
+    sgn = np.empty(nq)
+    uch = np.empty(nq, dtype=np.int64)
+    uvr = np.empty(nq)
+    uvi = np.empty(nq)
+    n_u = 0
+    for q in range(nq):
+        vr = m[q, 0]
+        vi = m[q, 2]
+        if m[q, 3] == vr and m[q, 1] == -vi:
+            sgn[q] = 1.0
+        elif m[q, 3] == -vr and m[q, 1] == vi:
+            sgn[q] = -1.0
+        else:
+            cu[q] = -1
+            continue
+        found = -1
+        for u in range(n_u):
+            if uch[u] == chan[q] and uvr[u] == vr and uvi[u] == vi:
+                found = u
+                break
+        if found < 0:
+            found = n_u
+            uch[n_u] = chan[q]
+            uvr[n_u] = vr
+            uvi[n_u] = vi
+            n_u += 1
+        cu[q] = found
+    return cu, sgn, uch[:n_u].copy(), uvr[:n_u].copy(), uvi[:n_u].copy()
+
+
+@njit(**_JIT)
+def _weights(cr, ci, uch, uvr, uvi, Wr, Wi):
+    """W_u = C_ch(u) v_u for every lane (complex product)."""
+    nl = cr.shape[1]
+    for u in range(uch.shape[0]):
+        k = uch[u]
+        vr = uvr[u]
+        vi = uvi[u]
+        for b in range(nl):
+            Wr[u, b] = cr[k, b] * vr - ci[k, b] * vi
+            Wi[u, b] = cr[k, b] * vi + ci[k, b] * vr
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _couple_w(sr, si, xr, xi, wr, wi):
+    """(sr, si) + W x for one coupling (xi already carries the sign of a conjugate)."""
+    return sr + wr * xr - wi * xi, si + wr * xi + wi * xr
+
+
+@njit(**_JIT)
+def _rhs_w(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, Wr, Wi, hs):
+    """:func:`_rhs_h` with the couplings' matrices folded into the per-lane weights W of
+    :func:`_weights`: 4 FMAs a coupling and lane instead of 8 (every coupling of this model is
+    v x or v conj(x), :func:`_coupling_table`)."""
+    D, nl = Xr.shape
+    ar = carray(_stack(_LB), (_LB,))
+    ai = carray(_stack(_LB), (_LB,))
+    for b0 in range(0, nl, _LB):
+        w = min(nl - b0, _LB)
+        for r0 in range(D):
+            r = np.uint64(r0)
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                ar[b] = dgr[r, lb] * Xr[r, lb] - dgi[r, lb] * Xi[r, lb]
+                ai[b] = dgr[r, lb] * Xi[r, lb] + dgi[r, lb] * Xr[r, lb]
+            q = ptr[r]
+            q1 = ptr[r + 1]
+            while q + 4 <= q1:
+                c0 = np.uint64(col[q])
+                c1 = np.uint64(col[q + 1])
+                c2 = np.uint64(col[q + 2])
+                c3 = np.uint64(col[q + 3])
+                u0 = np.uint64(cu[q])
+                u1 = np.uint64(cu[q + 1])
+                u2 = np.uint64(cu[q + 2])
+                u3 = np.uint64(cu[q + 3])
+                s0 = sgn[q]
+                s1 = sgn[q + 1]
+                s2 = sgn[q + 2]
+                s3 = sgn[q + 3]
+                for b in range(w):
+                    lb = np.uint64(b0 + b)
+                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    sr, si = _couple_w(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
+                    sr, si = _couple_w(sr, si, Xr[c2, lb], s2 * Xi[c2, lb], Wr[u2, lb], Wi[u2, lb])
+                    sr, si = _couple_w(sr, si, Xr[c3, lb], s3 * Xi[c3, lb], Wr[u3, lb], Wi[u3, lb])
+                    ar[b] = sr
+                    ai[b] = si
+                q += 4
+            if q + 2 <= q1:
+                c0 = np.uint64(col[q])
+                c1 = np.uint64(col[q + 1])
+                u0 = np.uint64(cu[q])
+                u1 = np.uint64(cu[q + 1])
+                s0 = sgn[q]
+                s1 = sgn[q + 1]
+                for b in range(w):
+                    lb = np.uint64(b0 + b)
+                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    sr, si = _couple_w(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
+                    ar[b] = sr
+                    ai[b] = si
+                q += 2
+            if q < q1:
+                c0 = np.uint64(col[q])
+                u0 = np.uint64(cu[q])
+                s0 = sgn[q]
+                for b in range(w):
+                    lb = np.uint64(b0 + b)
+                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    ar[b] = sr
+                    ai[b] = si
+            if is_diag[r]:
+                for b in range(w):
+                    ai[b] = 0.0
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                Yr[r, lb] = hs[lb] * ar[b]
+                Yi[r, lb] = hs[lb] * ai[b]
+
+
 @njit(**_JIT)
 def _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci):
-    """Y = L_t(X) in the rotating frame for every lane, with the channel coefficients (cr, ci)
-    of :func:`_coefficients`.
-
-    One short SIMD loop over the lanes per coupling (CSR order): few pointers per loop, so LLVM
-    vectorises it (a loop that reads all of an element's couplings at once has too many
-    possibly-aliasing pointers for its run-time checks and stays scalar: measured 1.6x slower).
-    """
-    nl = Xr.shape[1]
-    for r0 in range(Xr.shape[0]):
-        r = np.uint64(r0)
-        for b in range(nl):
-            Yr[r, b] = dgr[r, b] * Xr[r, b] - dgi[r, b] * Xi[r, b]
-            Yi[r, b] = dgr[r, b] * Xi[r, b] + dgi[r, b] * Xr[r, b]
-        for q in range(ptr[r], ptr[r + 1]):
-            c = np.uint64(col[q])
-            k = np.uint64(chan[q])
-            m00 = m[q, 0]
-            m01 = m[q, 1]
-            m10 = m[q, 2]
-            m11 = m[q, 3]
-            for b in range(nl):
-                u = m00 * Xr[c, b] + m01 * Xi[c, b]
-                v = m10 * Xr[c, b] + m11 * Xi[c, b]
-                Yr[r, b] += cr[k, b] * u - ci[k, b] * v
-                Yi[r, b] += cr[k, b] * v + ci[k, b] * u
-        if is_diag[r]:
-            for b in range(nl):
-                Yi[r, b] = 0.0
+    """Y = L_t(X) in the rotating frame for every lane (:func:`_rhs_h` unscaled)."""
+    _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, np.ones(Xr.shape[1]))
 
 
 @njit(**_JIT)
@@ -339,61 +566,206 @@ def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
     """S_g = sum_r conj(w_r) x_r over the entries of group g (one observable, one frequency):
     outr, outi[g, b] its real and imaginary parts for lane b."""
     nl = Xr.shape[1]
-    for g in range(outr.shape[0]):
-        for b in range(nl):
-            outr[g, b] = 0.0
-            outi[g, b] = 0.0
-        for q0 in range(optr[g], optr[g + 1]):
-            q = np.uint64(q0)
-            r = np.uint64(orow[q])
-            for b in range(nl):
-                outr[g, b] += owr[q, b] * Xr[r, b] + owi[q, b] * Xi[r, b]
-                outi[g, b] += owr[q, b] * Xi[r, b] - owi[q, b] * Xr[r, b]
+    sr = carray(_stack(_LB), (_LB,))
+    si = carray(_stack(_LB), (_LB,))
+    for b0 in range(0, nl, _LB):
+        w = min(nl - b0, _LB)
+        for g in range(outr.shape[0]):
+            for b in range(w):
+                sr[b] = 0.0
+                si[b] = 0.0
+            for q0 in range(optr[g], optr[g + 1]):
+                q = np.uint64(q0)
+                r = np.uint64(orow[q])
+                for b in range(w):
+                    lb = np.uint64(b0 + b)
+                    sr[b] = sr[b] + owr[q, lb] * Xr[r, lb] + owi[q, lb] * Xi[r, lb]
+                    si[b] = si[b] + owr[q, lb] * Xi[r, lb] - owi[q, lb] * Xr[r, lb]
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                outr[g, lb] = sr[b]
+                outi[g, lb] = si[b]
 
 
 @njit(**_JIT)
 def _combine(Xr, Xi, Kr, Ki, slot, a, h, n, Yr, Yi, ah):
-    """Y = X + h * sum_{j<n} a[j] K_slot[j], lane by lane (h per lane); ah: scratch (7, lanes)."""
+    """Y = X + h * sum_{j<n} a[j] K_slot[j], lane by lane (h per lane); ah: scratch (7, lanes).
+
+    The form for unscaled stages (K = f); :func:`_integrate` scales its stages and uses the flat
+    :func:`_lincomb`."""
     D, nl = Xr.shape
     for j in range(n):
         for b in range(nl):
             ah[j, b] = a[j] * h[b]
-    for r in range(D):
-        for b in range(nl):
-            Yr[r, b] = Xr[r, b]
-            Yi[r, b] = Xi[r, b]
-        for j in range(n):
-            if a[j] != 0.0:
-                sj = slot[j]
-                for b in range(nl):
-                    Yr[r, b] += ah[j, b] * Kr[sj, r, b]
-                    Yi[r, b] += ah[j, b] * Ki[sj, r, b]
+    yr = carray(_stack(_LB), (_LB,))
+    yi = carray(_stack(_LB), (_LB,))
+    for b0 in range(0, nl, _LB):
+        w = min(nl - b0, _LB)
+        for r0 in range(D):
+            r = np.uint64(r0)
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                yr[b] = Xr[r, lb]
+                yi[b] = Xi[r, lb]
+            for j in range(n):
+                if a[j] != 0.0:
+                    sj = np.uint64(slot[j])
+                    for b in range(w):
+                        lb = np.uint64(b0 + b)
+                        yr[b] = yr[b] + ah[j, lb] * Kr[sj, r, lb]
+                        yi[b] = yi[b] + ah[j, lb] * Ki[sj, r, lb]
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                Yr[r, lb] = yr[b]
+                Yi[r, lb] = yi[b]
 
 
 @njit(**_JIT)
 def _error_norm(Xr, Xi, Nr, Ni, Kr, Ki, slot, E, h, atol, rtol, err, er, ei):
-    """err[b] = weighted RMS norm of the local error estimate h sum_j E_j K_j of lane b (er, ei:
-    scratch)."""
+    """err[b] = weighted RMS norm of the local error estimate h sum_j E_j K_j of lane b, for
+    unscaled stages (:func:`_integrate` uses :func:`_error_norm_h`); er, ei: unused, kept for the
+    interface (the sums live in stack buffers)."""
     D, nl = Xr.shape
-    for b in range(nl):
-        err[b] = 0.0
-    for r in range(D):
-        for b in range(nl):
-            er[b] = 0.0
-            ei[b] = 0.0
-        for j in range(7):
-            if E[j] != 0.0:
-                sj = slot[j]
-                for b in range(nl):
-                    er[b] += E[j] * Kr[sj, r, b]
-                    ei[b] += E[j] * Ki[sj, r, b]
-        for b in range(nl):
-            y0 = Xr[r, b] * Xr[r, b] + Xi[r, b] * Xi[r, b]
-            y1 = Nr[r, b] * Nr[r, b] + Ni[r, b] * Ni[r, b]
-            sc = atol[b] + rtol[b] * math.sqrt(max(y0, y1))
-            err[b] += (er[b] * er[b] + ei[b] * ei[b]) * (h[b] * h[b]) / (sc * sc)
-    for b in range(nl):
-        err[b] = math.sqrt(err[b] / D)
+    sr = carray(_stack(_LB), (_LB,))
+    si = carray(_stack(_LB), (_LB,))
+    acc = carray(_stack(_LB), (_LB,))
+    for b0 in range(0, nl, _LB):
+        w = min(nl - b0, _LB)
+        for b in range(w):
+            acc[b] = 0.0
+        for r0 in range(D):
+            r = np.uint64(r0)
+            for b in range(w):
+                sr[b] = 0.0
+                si[b] = 0.0
+            for j in range(7):
+                if E[j] != 0.0:
+                    sj = np.uint64(slot[j])
+                    ej = E[j]
+                    for b in range(w):
+                        lb = np.uint64(b0 + b)
+                        sr[b] = sr[b] + ej * Kr[sj, r, lb]
+                        si[b] = si[b] + ej * Ki[sj, r, lb]
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                y0 = Xr[r, lb] * Xr[r, lb] + Xi[r, lb] * Xi[r, lb]
+                y1 = Nr[r, lb] * Nr[r, lb] + Ni[r, lb] * Ni[r, lb]
+                sc = atol[lb] + rtol[lb] * math.sqrt(max(y0, y1))
+                acc[b] = acc[b] + (sr[b] * sr[b] + si[b] * si[b]) / (sc * sc)
+        for b in range(w):
+            lb = np.uint64(b0 + b)
+            err[lb] = math.sqrt(acc[b] * (h[lb] * h[lb]) / D)
+
+
+#: Elements per chunk of the flat stage combinations (:func:`_lincomb`): a few kB of stack.
+_CH = 512
+
+
+@njit(**_JIT)
+def _lincomb(Xr, Xi, Kr, Ki, kidx, a, n, Yr, Yi, c, Er, Ei):
+    """Y = X + sum_{j<n} a[j] K[kidx[j]] (1 <= n <= 6) and, if c is not empty (then n = 6),
+    E = sum_{j<6} c[j] K[kidx[j]]. Terms with a zero coefficient are skipped only in E.
+
+    The stages K here are scaled by their lane's step (K = h f, :func:`_rhs_h`), so the
+    coefficients are the same in every lane and the (element, lane) arrays are walked as one
+    flat vector: per chunk of _CH elements, one SIMD loop reads all the stages and accumulates
+    on the stack (no overlap checks, :func:`_stack`), then one loop stores the chunk.
+    """
+    D, nl = Xr.shape
+    T = D * nl
+    xr = Xr.reshape(T)
+    xi = Xi.reshape(T)
+    yr_ = Yr.reshape(T)
+    yi_ = Yi.reshape(T)
+    er_ = Er.reshape(Er.size)
+    ei_ = Ei.reshape(Ei.size)
+    kr = Kr.reshape(Kr.shape[0], T)
+    ki = Ki.reshape(Ki.shape[0], T)
+    two = c.shape[0] > 0
+    k0, k1, k2, k3, k4, k5 = (kidx[0], kidx[min(1, n - 1)], kidx[min(2, n - 1)], kidx[min(3, n - 1)],
+                              kidx[min(4, n - 1)], kidx[min(5, n - 1)])
+    a0, a1, a2, a3, a4, a5 = (a[0], a[min(1, n - 1)], a[min(2, n - 1)], a[min(3, n - 1)], a[min(4, n - 1)],
+                              a[min(5, n - 1)])
+    c0, c2, c3, c4, c5 = (c[0], c[2], c[3], c[4], c[5]) if two else (0.0, 0.0, 0.0, 0.0, 0.0)
+    k0r, k0i, k1r, k1i, k2r, k2i = kr[k0], ki[k0], kr[k1], ki[k1], kr[k2], ki[k2]
+    k3r, k3i, k4r, k4i, k5r, k5i = kr[k3], ki[k3], kr[k4], ki[k4], kr[k5], ki[k5]
+    yr = carray(_stack(_CH), (_CH,))
+    yi = carray(_stack(_CH), (_CH,))
+    sr = carray(_stack(_CH), (_CH,))
+    si = carray(_stack(_CH), (_CH,))
+    for i0 in range(0, T, _CH):
+        w = min(T - i0, _CH)
+        if two:  # the 5th-order solution and the error estimate (c[1] = 0 for Dormand-Prince)
+            for i in range(w):
+                ii = np.uint64(i0 + i)
+                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii] + a5 * k5r[ii]
+                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii] + a5 * k5i[ii]
+                sr[i] = c0 * k0r[ii] + c2 * k2r[ii] + c3 * k3r[ii] + c4 * k4r[ii] + c5 * k5r[ii]
+                si[i] = c0 * k0i[ii] + c2 * k2i[ii] + c3 * k3i[ii] + c4 * k4i[ii] + c5 * k5i[ii]
+            for i in range(w):
+                ii = np.uint64(i0 + i)
+                er_[ii] = sr[i]
+                ei_[ii] = si[i]
+        elif n == 1:
+            for i in range(w):
+                ii = np.uint64(i0 + i)
+                yr[i] = xr[ii] + a0 * k0r[ii]
+                yi[i] = xi[ii] + a0 * k0i[ii]
+        elif n == 2:
+            for i in range(w):
+                ii = np.uint64(i0 + i)
+                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii]
+                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii]
+        elif n == 3:
+            for i in range(w):
+                ii = np.uint64(i0 + i)
+                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii]
+                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii]
+        elif n == 4:
+            for i in range(w):
+                ii = np.uint64(i0 + i)
+                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii]
+                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii]
+        elif n == 5:
+            for i in range(w):
+                ii = np.uint64(i0 + i)
+                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii]
+                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii]
+        else:
+            for i in range(w):
+                ii = np.uint64(i0 + i)
+                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii] + a5 * k5r[ii]
+                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii] + a5 * k5i[ii]
+        for i in range(w):
+            ii = np.uint64(i0 + i)
+            yr_[ii] = yr[i]
+            yi_[ii] = yi[i]
+
+
+@njit(**_JIT)
+def _error_norm_h(Xr, Xi, Nr, Ni, Er, Ei, Gr, Gi, e_last, h, atol, rtol, err):
+    """err[b] = weighted RMS norm of lane b's local error estimate e = E + e_last h G, with E the
+    part from the scaled stages (:func:`_lincomb`) and G = f(t + h, N) the unscaled last stage."""
+    D, nl = Xr.shape
+    acc = carray(_stack(_LB), (_LB,))
+    for b0 in range(0, nl, _LB):
+        w = min(nl - b0, _LB)
+        for b in range(w):
+            acc[b] = 0.0
+        for r0 in range(D):
+            r = np.uint64(r0)
+            for b in range(w):
+                lb = np.uint64(b0 + b)
+                eh = e_last * h[lb]
+                er = Er[r, lb] + eh * Gr[r, lb]
+                ei = Ei[r, lb] + eh * Gi[r, lb]
+                y0 = Xr[r, lb] * Xr[r, lb] + Xi[r, lb] * Xi[r, lb]
+                y1 = Nr[r, lb] * Nr[r, lb] + Ni[r, lb] * Ni[r, lb]
+                sc = atol[lb] + rtol[lb] * math.sqrt(max(y0, y1))
+                acc[b] = acc[b] + (er * er + ei * ei) / (sc * sc)
+        for b in range(w):
+            lb = np.uint64(b0 + b)
+            err[lb] = math.sqrt(acc[b] / D)
 
 
 @njit(**_JIT)
@@ -420,6 +792,33 @@ def _stage(ts, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega
 
 
 @njit(**_JIT)
+def _scale_lanes(Fr, Fi, h, Yr, Yi):
+    """Y = h F lane by lane."""
+    D, nl = Fr.shape
+    for r in range(D):
+        for b in range(nl):
+            Yr[r, b] = h[b] * Fr[r, b]
+            Yi[r, b] = h[b] * Fi[r, b]
+
+
+@njit(**_JIT)
+def _stage_h(ts, hs, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a,
+             omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
+    """One right-hand side scaled by hs: the channel coefficients at ``ts``, then hs L_t(X)."""
+    _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+    _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs)
+
+
+@njit(**_JIT)
+def _stage_w(ts, hs, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, uch, uvr, uvi, Wr, Wi, coef, Omega,
+             omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
+    """:func:`_stage_h` through the weights of :func:`_weights` (:func:`_rhs_w`)."""
+    _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+    _weights(cr, ci, uch, uvr, uvi, Wr, Wi)
+    _rhs_w(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, Wr, Wi, hs)
+
+
+@njit(**_JIT)
 def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a, omega_c,
                ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, gobs, galpha, gbeta, t_out, atol, rtol,
                max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
@@ -434,25 +833,42 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
     n_obs = out.shape[1]
     n_t = t_out.shape[0]
     n_ch = ch_k.shape[0]
+    # The stages of a step are scaled by the lane's step, K~_j = h f_j, so that the stage
+    # combinations are flat (_lincomb): K~_j in K[kidx[j]]. K[slot[0]] holds F = f(t, X)
+    # times scale0 (per lane: 1 when it was made, h once scaled in place to K~_1); K[slot[6]]
+    # holds G = f(t + h, N), unscaled (FSAL: a swap when every lane accepts).
     Kr = np.zeros((7, D, nl))
     Ki = np.zeros((7, D, nl))
-    slot = np.arange(7)  # stage j lives in Kr[slot[j]]: FSAL is a swap when every lane accepts
+    slot = np.arange(7)
+    kidx = np.arange(6)
+    E6 = E[:6].copy()
+    no_c = np.zeros(0)
+    ones = np.ones(nl)
+    scale0 = np.ones(nl)
+    cu, sgn, uch, uvr, uvi = _coupling_table(m, chan)
+    general = False
+    for q in range(cu.shape[0]):
+        if cu[q] < 0:
+            general = True
+    Wr = np.empty((uch.shape[0], nl))
+    Wi = np.empty((uch.shape[0], nl))
+    okFr = np.empty((n_g, nl))
+    okFi = np.empty((n_g, nl))
+    okGr = np.empty((n_g, nl))
+    okGi = np.empty((n_g, nl))
     Yr = np.empty((D, nl))
     Yi = np.empty((D, nl))
     Nr = np.empty((D, nl))
     Ni = np.empty((D, nl))
     cr = np.empty((n_ch, nl))
     ci = np.empty((n_ch, nl))
-    okr = np.empty((7, n_g, nl))
-    oki = np.empty((7, n_g, nl))
+    okr = np.zeros((7, n_g, nl))
+    oki = np.zeros((7, n_g, nl))
     obs_yr = np.empty((n_g, nl))
     obs_yi = np.empty((n_g, nl))
     obs_nr = np.empty((n_g, nl))
     obs_ni = np.empty((n_g, nl))
     err = np.empty(nl)
-    er = np.empty(nl)
-    ei = np.empty(nl)
-    ah = np.empty((7, nl))
     sr = np.empty(n_g)
     si = np.empty(n_g)
     t = np.full(nl, t_out[0])
@@ -476,25 +892,50 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
             out[b, gobs[g], 0] += obs_yr[g, b]
     _stage(t, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d,
            omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+    _expect(Kr[slot[0]], Ki[slot[0]], optr, orow, owr, owi, okFr, okFi)
     n_active = nl
     while n_active > 0:
+        kidx[0] = slot[0]
+        for b in range(nl):  # K~_1 = h F, in place
+            ts[b] = h[b] / scale0[b]
+            scale0[b] = h[b]
+        _scale_lanes(Kr[slot[0]], Ki[slot[0]], ts, Kr[slot[0]], Ki[slot[0]])
         for s in range(1, 6):  # stages 2..6
             for b in range(nl):
                 ts[b] = t[b] + Cc[s] * h[b]
-            _combine(Xr, Xi, Kr, Ki, slot, A[s], h, s, Yr, Yi, ah)
-            _stage(ts, Yr, Yi, Kr[slot[s]], Ki[slot[s]], dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega,
-                   omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-        _combine(Xr, Xi, Kr, Ki, slot, Bw, h, 6, Nr, Ni, ah)  # the 5th-order solution
+            _lincomb(Xr, Xi, Kr, Ki, kidx, A[s], s, Yr, Yi, no_c, Yr, Yi)
+            if general:
+                _stage_h(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, chan, m, coef,
+                         Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+            else:
+                _stage_w(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, cu, sgn, uch,
+                         uvr, uvi, Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr,
+                         ci)
+        # the 5th-order solution N and the scaled stages' part of the error estimate (into Y,
+        # free now), one pass
+        _lincomb(Xr, Xi, Kr, Ki, kidx, Bw, 6, Nr, Ni, E6, Yr, Yi)
         for b in range(nl):
             ts[b] = t[b] + h[b]
-        _stage(ts, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega,
-               omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-        _error_norm(Xr, Xi, Nr, Ni, Kr, Ki, slot, E, h, atol, rtol, err, er, ei)
+        if general:
+            _stage_h(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, chan, m, coef,
+                     Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+        else:
+            _stage_w(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, cu, sgn, uch, uvr,
+                     uvi, Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+        _error_norm_h(Xr, Xi, Nr, Ni, Yr, Yi, Kr[slot[6]], Ki[slot[6]], E[6], h, atol, rtol, err)
         for b in range(nl):
             accept[b] = active[b] and math.isfinite(err[b]) and err[b] <= 1.0
-        # observable groups of the stages, for the dense output of accepted lanes
-        for j in range(1, 7):
-            _expect(Kr[slot[j]], Ki[slot[j]], optr, orow, owr, owi, okr[j], oki[j])
+        # observable groups of the (scaled) stages, for the dense output of accepted lanes
+        for j in range(1, 6):
+            if P[j, 0] != 0.0 or P[j, 1] != 0.0 or P[j, 2] != 0.0 or P[j, 3] != 0.0:  # (stage 2 has none)
+                _expect(Kr[kidx[j]], Ki[kidx[j]], optr, orow, owr, owi, okr[j], oki[j])
+        _expect(Kr[slot[6]], Ki[slot[6]], optr, orow, owr, owi, okGr, okGi)
+        for g in range(n_g):
+            for b in range(nl):
+                okr[0, g, b] = h[b] * okFr[g, b]
+                oki[0, g, b] = h[b] * okFi[g, b]
+                okr[6, g, b] = h[b] * okGr[g, b]
+                oki[6, g, b] = h[b] * okGi[g, b]
         _expect(Nr, Ni, optr, orow, owr, owi, obs_nr, obs_ni)
         for b in range(nl):
             if not active[b]:
@@ -521,8 +962,8 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
                             bj = P[j, 0] * x + P[j, 1] * x2 + P[j, 2] * x3 + P[j, 3] * x4
                             accr += bj * okr[j, g, b]
                             acci += bj * oki[j, g, b]
-                        sr[g] = obs_yr[g, b] + h[b] * accr
-                        si[g] = obs_yi[g, b] + h[b] * acci
+                        sr[g] = obs_yr[g, b] + accr
+                        si[g] = obs_yi[g, b] + acci
                     for mm in range(n_obs):
                         out[b, mm, n] = 0.0
                     for g in range(n_g):
@@ -534,8 +975,9 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
                 for g in range(n_g):
                     obs_yr[g, b] = obs_nr[g, b]
                     obs_yi[g, b] = obs_ni[g, b]
-                    okr[0, g, b] = okr[6, g, b]
-                    oki[0, g, b] = oki[6, g, b]
+                    okFr[g, b] = okGr[g, b]
+                    okFi[g, b] = okGi[g, b]
+                scale0[b] = 1.0  # K[slot[0]] <- G, unscaled
                 if next_out[b] >= n_t:
                     active[b] = False
                     n_active -= 1
