@@ -264,6 +264,13 @@ rule convergence_gate:
 
 
 rule steady_map:
+    input:
+        # per-cell cutoffs (n_fock: auto) come from the sweep dataset's n_fock variable
+        sweep=lambda wildcards: (
+            f"results/sweeps/{PLAN.steady_maps[wildcards.name]['sweep']}.nc"
+            if PLAN.steady_maps[wildcards.name]["n_fock_from_sweep"]
+            else []
+        ),
     output:
         dataset="results/analysis/steady_{name}.nc",
     log:
@@ -279,6 +286,7 @@ rule steady_map:
         options={
             "method": config["steady"]["method"],
             "n_period": config["steady"]["n_period"],
+            "validation": config["steady"]["validation"],
         },
         share=SHARE_METADATA,
         version=QBCAT_VERSION,
