@@ -84,7 +84,7 @@ def run(base: dict, axes: dict, options: dict, dataset: str, figure=None, name: 
                   history_entry="steady-state map (scripts/steady_map.py)",
                   share=share or {},
                   dataset_id=content_id("steady", name or "map", sorted(base.items()), sorted(axes.items()),
-                                        sorted(options.items()), ENGINE_VERSION))
+                                        sorted((k, v) for k, v in options.items() if k != "workers"), ENGINE_VERSION))
     write_netcdf(ds, dataset)
     if figure:
         from qbcat.plot_checks import plot_steady_map
@@ -197,7 +197,10 @@ if "snakemake" in globals():
         axes = dict(smk.params.axes)
         # n_fock: auto: every cell's cutoff from the sweep dataset (the rule's input.sweep)
         cutoffs = cell_cutoffs(smk.input.sweep, axes) if smk.input.get("sweep") else None
-        steady = run(dict(smk.params.base), axes, dict(smk.params.get("options", {}) or {}),
+        options = dict(smk.params.get("options", {}) or {})
+        if options.get("method", "batched") == "batched":
+            options["workers"] = smk.threads  # the cells split over the job's cores
+        steady = run(dict(smk.params.base), axes, options,
                      out, figures, smk.params.get("name", ""), dict(smk.params.get("share", {}) or {}), cutoffs)
         if smk.input.get("sweep") and smk.output.get("comparison"):
             compare(steady, smk.input.sweep, smk.output.comparison, smk.params.get("late_periods", 10))

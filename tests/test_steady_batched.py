@@ -120,9 +120,12 @@ def test_batched_steady_state_agrees_with_the_qutip_methods():
     assert b.mean["ergotropy"] == pytest.approx(bref.mean["ergotropy"], abs=1e-8)
 
 
-def test_undamped_and_undriven_points_go_to_the_qutip_methods():
+def test_undamped_points_get_the_full_propagator_and_undriven_ones_qutip():
     undamped = steady_state({"catalyst": False, "gamma_D": 0.0}, method="batched")
-    assert undamped.method == "propagator" and math.isinf(undamped.relaxation_time)
+    ref = steady_state({"catalyst": False, "gamma_D": 0.0}, method="propagator")
+    assert undamped.method == "batched_propagator" and math.isinf(undamped.relaxation_time)
+    assert undamped.n_stationary == ref.n_stationary >= 2
+    np.testing.assert_allclose(undamped.rho.full(), ref.rho.full(), atol=1e-6)
     undriven = steady_state({"n_fock": 3, "Omega": 0.0}, method="batched")
     assert undriven.method == "steadystate"
 

@@ -459,11 +459,12 @@ class ArnoldiResult:
     residual_1: np.ndarray
     residual_2: np.ndarray
     steps: np.ndarray
-    converged: np.ndarray
+    converged: np.ndarray  # both residuals below their tolerances (or an invariant subspace)
+    fixed_converged: np.ndarray  # the fixed point's residual below its tolerance
 
 
-def batched_arnoldi(points: Sequence[dict], *, tol: float = 1e-7, min_steps: int = 10, max_steps: int = 60,
-                    check_every: int = 2, seed: int = 0) -> ArnoldiResult:
+def batched_arnoldi(points: Sequence[dict], *, tol: float = 1e-8, tol_lambda2: float = 1e-6, min_steps: int = 16,
+                    max_steps: int = 60, check_every: int = 4, seed: int = 0) -> ArnoldiResult:
     """Fixed point and slowest decay mode of the one-period map U of every point, all at once.
 
     Arnoldi on each point's U (real arithmetic on Hermitian coordinates), started from the
@@ -473,7 +474,9 @@ def batched_arnoldi(points: Sequence[dict], *, tol: float = 1e-7, min_steps: int
     vectors. Every ``check_every`` steps (from ``min_steps``), per point: the Ritz pairs
     (theta, V y) of H_k with residuals |h_{k+1,k} y_k| = ||U V y - theta V y||; the fixed point is
     the Ritz pair closest to 1, lambda_2 the largest-modulus other Ritz value. A point stops when
-    both residuals are below ``tol``: the lambda_2 candidate is the largest-modulus Ritz value
+    the residuals are below ``tol`` (fixed point) and ``tol_lambda2`` (an eigenvalue's error is
+    about its residual times its condition number; 1e-6 in |lambda_2| is 5e-6 in tau at
+    |lambda_2| = 0.77): the lambda_2 candidate is the largest-modulus Ritz value
     other than the fixed point, so an unconverged (possibly spurious) Ritz value above the slowest
     mode keeps the point iterating instead of being taken for it. Points not
     converged at ``max_steps`` are flagged (``converged`` False); a point whose Krylov space
@@ -494,7 +497,7 @@ def batched_arnoldi(points: Sequence[dict], *, tol: float = 1e-7, min_steps: int
     V[:, 0] = v0 / np.linalg.norm(v0, axis=1, keepdims=True)
     out = ArnoldiResult(x=np.zeros((n, D)), lam2=np.full(n, np.nan), residual_1=np.full(n, np.nan),
                         residual_2=np.full(n, np.nan), steps=np.zeros(n, dtype=int),
-                        converged=np.zeros(n, dtype=bool))
+                        converged=np.zeros(n, dtype=bool), fixed_converged=np.zeros(n, dtype=bool))
     active = np.arange(n)
     breakdown = np.zeros(n, dtype=bool)
     for k in range(m_max):
@@ -528,13 +531,14 @@ def batched_arnoldi(points: Sequence[dict], *, tol: float = 1e-7, min_steps: int
                 lam2, r2 = float(abs(theta[i2])), float(res[i2])
             else:
                 lam2, r2 = 0.0, 0.0
-            ok = res[i1] < tol and r2 < tol
+            ok = res[i1] < tol and r2 < tol_lambda2
             if not (ok or last or breakdown[b]):
                 continue
             x = V[b, :m].T @ Y[:, i1]
             x = np.real(x / x[:d].sum())  # trace 1 (theta_1 is real: its eigenvector is real)
             out.x[b], out.lam2[b], out.residual_1[b], out.residual_2[b] = x, lam2, res[i1], r2
             out.steps[b], out.converged[b] = m, bool(ok or breakdown[b])
+            out.fixed_converged[b] = bool(res[i1] < tol or breakdown[b])
             done.append(b)
         active = np.setdiff1d(active, done)
         if active.size == 0:
@@ -542,47 +546,79 @@ def batched_arnoldi(points: Sequence[dict], *, tol: float = 1e-7, min_steps: int
     return out
 
 
+#: Largest superoperator dimension d^2 for which the batched path computes the full one-period
+#: propagator (d^2 lanes, a dense eigendecomposition) when Arnoldi did not settle: n_fock 20.
+BATCHED_PROPAGATOR_MAX = 1600
+
+
 def _batched_state_group(points: Sequence[dict], *, n_period: int, stationary_tol: float, tol: float,
-                         max_steps: int) -> list:
-    """SteadyState of points sharing (catalyst, n_fock, omega_d), or an exception per point."""
+                         tol_lambda2: float, max_steps: int) -> list:
+    """SteadyState of points sharing (catalyst, n_fock, omega_d), or a SteadyStateError per point.
+
+    Arnoldi first (:func:`batched_arnoldi`); a point where it did not settle, or whose |lambda_2|
+    is ~1 (a degenerate or undamped fixed point), gets the full one-period propagator
+    (:func:`batched_propagators`, up to BATCHED_PROPAGATOR_MAX): lambda_2 from its spectrum and,
+    unless Arnoldi's fixed point converged with |lambda_2| < 1, the spectral projection of rho(0)
+    on its eigenvalue-1 space (method "batched_propagator")."""
     from .batched import evolve_expect, propagate
+    from .model import operators
 
     start = _time.perf_counter()
+    n = len(points)
     d = _dim(points[0])
+    D = d * d
     T = drive_period(points[0])
-    ar = batched_arnoldi(points, tol=tol, max_steps=max_steps)
-    rho = vec_to_herm(ar.x, d)
-    rho = 0.5 * (rho + rho.conj().transpose(0, 2, 1))
-    herm = np.zeros(len(points))
+    ar = batched_arnoldi(points, tol=tol, tol_lambda2=tol_lambda2, max_steps=max_steps)
+    x = ar.x.copy()
+    lam2 = ar.lam2.copy()
+    n_stat = np.ones(n, dtype=int)
+    method = np.array(["batched"] * n, dtype=object)
+    errors: dict = {}
+    full = np.flatnonzero(~ar.converged | ~(ar.lam2 < 1 - stationary_tol))
+    if full.size and D > BATCHED_PROPAGATOR_MAX:
+        for b in full:
+            errors[b] = SteadyStateError(
+                f"Arnoldi did not settle in {ar.steps[b]} steps (residuals {ar.residual_1[b]:.1e}, "
+                f"{ar.residual_2[b]:.1e}, |lambda_2| {ar.lam2[b]:.6f}) and the propagator would be {D}x{D}")
+    elif full.size:
+        for b, U in zip(full, batched_propagators([points[b] for b in full])):
+            w = np.linalg.eigvals(U)
+            stat = np.abs(w - 1) < stationary_tol
+            rest = np.abs(w[~stat])
+            lam2[b] = float(rest.max()) if rest.size else 0.0
+            n_stat[b] = int(stat.sum())
+            if not (ar.fixed_converged[b] and n_stat[b] == 1):
+                v0 = herm_to_vec(operators(points[b]).rho0[None])[0]
+                xb, _, _ = stationary_projection(U, v0, lambda w: np.abs(w - 1) < stationary_tol)
+                x[b] = np.real(xb / xb[:d].sum())
+            method[b] = "batched_propagator"
+    rho = vec_to_herm(x, d)  # Hermitian by construction (real coordinates)
     t_out = np.linspace(0.0, T, n_period + 1)
     lanes = evolve_expect(points, rho, t_out)
     after = propagate(points, rho, T)
-    wall = (_time.perf_counter() - start) / len(points)
+    wall = (_time.perf_counter() - start) / n
     results = []
     for b, (p, lr) in enumerate(zip(points, lanes)):
-        if lr.status != 0:
-            results.append(SteadyStateError(f"the period's integration failed (status {lr.status}) at point {_describe(p)}"))
+        if b in errors:
+            results.append(errors[b])
             continue
-        if not ar.converged[b] or ar.lam2[b] >= 1 - stationary_tol:
-            why = ("|lambda_2| ~ 1 (a degenerate or undamped fixed point)" if ar.lam2[b] >= 1 - stationary_tol
-                   else f"Arnoldi did not converge in {ar.steps[b]} steps (residuals {ar.residual_1[b]:.1e}, "
-                        f"{ar.residual_2[b]:.1e})")
-            results.append(SteadyStateError(why))
+        if lr.status != 0:
+            results.append(SteadyStateError(f"the period's integration failed (status {lr.status})"))
             continue
         t = t_out[:-1]
         data = observables_from_expect(p, t, {k: v[:-1] for k, v in lr.expect.items()})
         sanity = {
             "trace_error_max": float(np.max(np.abs(data["trace"] - 1))),
             "min_eigenvalue": float(np.min(np.linalg.eigvalsh(rho[b]))),
-            "hermiticity_error": float(herm[b]),
+            "hermiticity_error": 0.0,
             "fixed_point_residual": float(np.max(np.abs(after[b] - rho[b]))),
             "ritz_residual_fixed_point": float(ar.residual_1[b]),
             "ritz_residual_lambda_2": float(ar.residual_2[b]),
         }
         results.append(SteadyState(
-            params=p, method="batched", period=T, rho=qutip.Qobj(rho[b], dims=_dims(p)), time=t, data=data,
-            mean=_period_means(data), relaxation_time=_relax(float(ar.lam2[b]), T, stationary_tol),
-            n_stationary=1, sanity=sanity, wall_time=wall, periods=int(ar.steps[b])))
+            params=p, method=str(method[b]), period=T, rho=qutip.Qobj(rho[b], dims=_dims(p)), time=t, data=data,
+            mean=_period_means(data), relaxation_time=_relax(float(lam2[b]), T, stationary_tol),
+            n_stationary=int(n_stat[b]), sanity=sanity, wall_time=wall, periods=int(ar.steps[b])))
     return results
 
 
@@ -591,18 +627,41 @@ def _dims(p: dict) -> list:
 
 
 def batched_steady_states(points: Sequence[dict], *, n_period: int = 128, stationary_tol: float = 1e-6,
-                          tol: float = 1e-7, max_steps: int = 60, fallback: str = "auto",
+                          tol: float = 1e-8, tol_lambda2: float = 1e-6, max_steps: int = 60,
+                          fallback: str = "arnoldi", workers: int = 1,
                           progress: Callable[[str], None] | None = None) -> list[SteadyState]:
     """The steady states of many validated points with :func:`batched_arnoldi` (module docstring).
 
     Points are grouped by (catalyst, n_fock, omega_d) and each group is one batched Arnoldi
     iteration (one batched propagation per step for all its points), then one batched integration
-    of the period with ``n_period`` outputs for the observables. Time-independent points, points
-    whose Arnoldi did not converge and points with |lambda_2| ~ 1 (degenerate or undamped) go to
-    :func:`steady_state` with method ``fallback`` (QuTiP). Returns one SteadyState per point, in
-    order; raises SteadyStateError (naming the point) if a fallback fails too.
+    of the period with ``n_period`` outputs for the observables. Points whose Arnoldi did not
+    settle and points with |lambda_2| ~ 1 (degenerate or undamped) get the batched full
+    propagator (method "batched_propagator"; up to d^2 = BATCHED_PROPAGATOR_MAX), time-independent
+    points and larger failed ones :func:`steady_state` with method ``fallback`` (QuTiP; ``tol``,
+    ``tol_lambda2``, ``max_steps``: :func:`batched_arnoldi`). Returns one SteadyState per point,
+    in order; raises SteadyStateError (naming the point) if a fallback fails too.
+
+    ``workers`` > 1: the points are split into that many parts, each computed in its own process
+    (a point's result does not depend on its batch, so the split changes nothing but the time).
     """
-    out: list = [None] * len(points)
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ParameterError(f"workers: expected an integer >= 1, got {workers!r}")
+    options = dict(n_period=n_period, stationary_tol=stationary_tol, tol=tol, tol_lambda2=tol_lambda2,
+                   max_steps=max_steps, fallback=fallback)
+    if workers > 1 and len(points) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        parts = [list(points[k::workers]) for k in range(min(workers, len(points)))]
+        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(_states_part, parts, [options] * len(parts)))
+        out: list = [None] * len(points)
+        for k, states in enumerate(done):
+            out[k::workers] = states
+        if progress:
+            progress(f"batched steady states: {len(points)} points in {len(parts)} processes")
+        return out
+    out = [None] * len(points)
     groups: dict = {}
     for i, p in enumerate(points):
         if is_time_independent(p):
@@ -613,8 +672,9 @@ def batched_steady_states(points: Sequence[dict], *, n_period: int = 128, statio
     for key, idx in groups.items():
         t0 = _time.perf_counter()
         res = _batched_state_group([points[i] for i in idx], n_period=n_period, stationary_tol=stationary_tol,
-                                   tol=tol, max_steps=max_steps)
+                                   tol=tol, tol_lambda2=tol_lambda2, max_steps=max_steps)
         n_fallback = 0
+        n_full = sum(1 for r in res if getattr(r, "method", "") == "batched_propagator")
         for i, r in zip(idx, res):
             if isinstance(r, Exception):
                 n_fallback += 1
@@ -625,8 +685,15 @@ def batched_steady_states(points: Sequence[dict], *, n_period: int = 128, statio
                 out[i] = r
         if progress:
             progress(f"batched steady states (catalyst={key[0]}, n_fock={key[1]}, omega_d={key[2]}): "
-                     f"{len(idx)} points in {_time.perf_counter() - t0:.1f} s, {n_fallback} handed to {fallback}")
+                     f"{len(idx)} points in {_time.perf_counter() - t0:.1f} s, {n_full} by the full propagator, "
+                     f"{n_fallback} handed to {fallback}")
     return out
+
+
+
+def _states_part(points: list, options: dict) -> list:
+    """One worker process's share of :func:`batched_steady_states` (its messages to stderr)."""
+    return batched_steady_states(points, **options, progress=_stderr)
 
 
 # ----------------------------------------------------------------------------- trajectories
@@ -796,7 +863,8 @@ def steady_map(base_params: dict, axes: dict, *, cases: Sequence[str] = CASES, m
                 progress(f"steady point {n}/{len(unique)} ({where}, catalyst={p['catalyst']}): "
                          f"{cache[key].wall_time:.2f} s, {cache[key].method}")
     keys = {cell: point_id(p) for cell, p in points.items()}
-    checked = {}
+    # cells computed from the full propagator carry its relaxation time already
+    checked = {k: s.relaxation_time for k, s in cache.items() if s.method == "batched_propagator"}
     if method == "batched" and validation:
         todo = _validation_points(keys, cache, axes, cases, validation)
         t0 = _time.perf_counter()

@@ -279,6 +279,8 @@ rule steady_map:
         name="|".join(PLAN.steady_maps) or "(?!)",
     conda:
         "../../envs/qbcat.yaml"
+    # method batched: the map's cells split over this many processes
+    threads: config["steady"]["threads"]
     params:
         name=lambda wildcards: wildcards.name,
         base=lambda wildcards: PLAN.steady_maps[wildcards.name]["base"],
