@@ -228,7 +228,8 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
     1-D map: one line per case. 2-D (first two axes; others at their first value): the catalyzed
     map and its difference from the uncatalyzed baseline; the baseline gets a map of its own only
     when it varies over the map (a qubit-only baseline does not depend on catalyst parameters,
-    so its value is then quoted in the difference panel's title instead)."""
+    so its value is then quoted in the difference panel's title instead); and, when the map has
+    it, the catalyzed relaxation time, with the cells checked against the full propagator circled."""
     axes = ds.attrs["sweep_axes"].split()
     da = ds[variable]
     label = _steady_label(ds, variable)
@@ -250,6 +251,8 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
             cat = sub.sel(case="catalyzed").transpose(axes[1], axes[0]).values
             base = sub.sel(case="baseline").transpose(axes[1], axes[0]).values if "baseline" in cases else None
             panels = [("catalyzed", cat, label, "viridis")]
+            dsub = ds.isel({a: 0 for a in axes[2:]}) if len(axes) > 2 else ds
+            tau = dsub["relaxation_time"] if variable != "relaxation_time" and "relaxation_time" in ds else None
             uniform = base is not None and np.nanmax(base) - np.nanmin(base) <= 1e-9 * max(
                 1.0, float(np.nanmax(np.abs(base))))
             if base is not None and not uniform:
@@ -259,6 +262,9 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
                 if uniform:
                     title += f"\n(uncatalyzed: {float(np.nanmean(base)):.3g} at every cell)"
                 panels.append((title, cat - base, f"difference of {label}", "RdBu_r"))
+            if tau is not None:  # how fast the catalyzed cell relaxes to it
+                panels.append(("catalyzed: relaxation time", tau.sel(case="catalyzed").transpose(axes[1], axes[0]).values,
+                               r"relaxation time $\tau$ ($1/\omega_0$)", "plasma"))
             fig = plt.figure(figsize=(3.6 * len(panels), 3.0), layout="constrained")
             axs = fig.subplots(1, len(panels), squeeze=False)[0]
             lo = float(np.nanmin([np.nanmin(p[1]) for p in panels if p[3] == "viridis"]))
@@ -267,9 +273,20 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
                 if cmap == "RdBu_r":
                     half = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
                     norm = matplotlib.colors.Normalize(-max(half, 1e-12), max(half, 1e-12))
+                elif cmap == "plasma":
+                    finite = z[np.isfinite(z)]
+                    zlo, zhi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+                    norm = matplotlib.colors.Normalize(zlo, zhi if zhi > zlo else zlo + 1e-12)
                 else:
                     norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-12)
                 _map_panel(fig, ax, ds, axes, z, lab, norm, cmap, title)
+                if cmap == "plasma" and "relaxation_time_propagator" in ds:
+                    checked = dsub["relaxation_time_propagator"].sel(case="catalyzed")
+                    pts = [(float(ds[axes[0]][i]), float(ds[axes[1]][j]))
+                           for i, j in zip(*np.nonzero(np.isfinite(checked.transpose(axes[0], axes[1]).values)))]
+                    if pts:  # marked in the title: a legend box would hide cells
+                        ax.plot(*zip(*pts), ls="none", marker="o", ms=5, mfc="none", mec="white", mew=1.2)
+                        ax.set_title(f"{title}\n(circled: checked against the full propagator)", loc="right")
                 plots.panel_letter(ax, "abcdefgh"[k], x=-0.25)
         fig.suptitle("periodic steady state (period average, no transient)", fontsize=9)
     return fig
