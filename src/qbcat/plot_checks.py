@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.colors  # noqa: E402
+import matplotlib.patches  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -282,11 +283,18 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
                 _map_panel(fig, ax, ds, axes, z, lab, norm, cmap, title)
                 if cmap == "plasma" and "relaxation_time_propagator" in ds:
                     checked = dsub["relaxation_time_propagator"].sel(case="catalyzed")
-                    pts = [(float(ds[axes[0]][i]), float(ds[axes[1]][j]))
-                           for i, j in zip(*np.nonzero(np.isfinite(checked.transpose(axes[0], axes[1]).values)))]
-                    if pts:  # marked in the title: a legend box would hide cells
-                        ax.plot(*zip(*pts), ls="none", marker="o", ms=5, mfc="none", mec="white", mew=1.2)
-                        ax.set_title(f"{title}\n(circled: checked against the full propagator)", loc="right")
+                    cells = np.argwhere(np.isfinite(checked.transpose(axes[0], axes[1]).values))
+                    if cells.size:  # framed, and said in the title: a legend box would hide cells
+                        xv, yv = ds[axes[0]].values, ds[axes[1]].values
+                        ox, oy = np.argsort(xv), np.argsort(yv)
+                        xe = plots.cell_edges(xv[ox], plots.is_log_spaced(xv))
+                        ye = plots.cell_edges(yv[oy], plots.is_log_spaced(yv))
+                        rx, ry = np.argsort(ox), np.argsort(oy)  # a value's position on the sorted axis
+                        for i, j in cells:
+                            a, b = rx[i], ry[j]
+                            ax.add_patch(matplotlib.patches.Rectangle(
+                                (xe[a], ye[b]), xe[a + 1] - xe[a], ye[b + 1] - ye[b], fill=False, ec="white", lw=1.2))
+                        ax.set_title(f"{title}\n(framed: checked against the full propagator)", loc="right")
                 plots.panel_letter(ax, "abcdefgh"[k], x=-0.25)
         fig.suptitle("periodic steady state (period average, no transient)", fontsize=9)
     return fig
