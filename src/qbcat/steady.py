@@ -8,7 +8,25 @@ The asymptotic state is then rho_ss(t) = U(t, 0) rho for t in [0, T), repeated w
 The slowest transient mode |lambda_2| gives the relaxation time tau = -T / ln |lambda_2|, i.e. the
 time after which a trajectory from any initial state is within exp(-t/tau) of the periodic state.
 
-Fixed point, three ways (``method``):
+Fixed point, four ways (``method``):
+
+- ``"batched"`` (the maps' default, :func:`batched_steady_states`): every point of a map at once
+  with the batched engine. Per point, Arnoldi on the real map x -> U x over Hermitian matrices
+  (d^2 real coordinates, :func:`herm_to_vec`), started from rho(0) plus a fixed random Hermitian
+  matrix so that every mode is excited; each Arnoldi step is ONE batched one-period propagation
+  (:func:`qbcat.batched.propagate`) of all points' current vectors, each lane with its own
+  point and its own matrix. A point stops when the Ritz residuals ||U V y - theta V y|| of the
+  fixed point (theta ~ 1) and of lambda_2 (the largest-modulus other Ritz value) are small, so an
+  unconverged Ritz value is never taken for the slowest mode (:func:`batched_arnoldi`; ~30-60
+  steps). lambda_2 is the whole spectrum's, not one initial state's, and equals the full
+  propagator's (tests; benchmarks/README.md, "Steady state": the relaxation times agree to
+  ~1e-6, also at g = 0.2, omega_c = 0.5, n_fock 12, where the krylov method's Krylov space gave
+  104 instead of 23.7). Where Arnoldi does not settle within ``max_steps`` or |lambda_2| ~ 1, the
+  full one-period propagator of that point is computed the same way (d^2 basis propagations in
+  one batch, :func:`batched_propagators`; method "batched_propagator"). Maps also compute it at
+  their validation cells (corners, slowest cell) and store its relaxation time beside Arnoldi's.
+  The period's observables come from one more batched integration from the fixed points
+  (:func:`qbcat.batched.evolve_expect`).
 
 - ``"krylov"``: the trajectory from rho(0), sampled once per period in one continuous integration,
   and its limit extrapolated by exact dynamic mode decomposition (Rayleigh-Ritz in the Krylov space
@@ -31,6 +49,7 @@ Fixed point, three ways (``method``):
 - ``"auto"`` (default): propagator for superoperators of dimension <= 64 (baseline, n_fock <= 4),
   krylov above.
 
+The QuTiP methods (per point) are the reference and the fallback of the batched one.
 krylov and arnoldi detect a degenerate or undamped fixed point (|lambda_2| ~ 1) and hand the point
 to the propagator method (or refuse it when the superoperator would exceed DENSE_MAX).
 The three agree in the period averages to the integration tolerance (benchmarks/README.md).
