@@ -24,7 +24,8 @@ one-period map at once) in 1 and 2 processes (``--workers``), without the valida
 timed apart: the full one-period propagator (576 basis propagations each, batched) of the corners
 and the slowest cell, its relaxation time against the map's. Side by side, a few cells
 (``--qutip-cells``) with the QuTiP methods krylov and arnoldi: time per cell, relaxation time and
-period-averaged ergotropy against the batched map's.
+period-averaged ergotropy against the batched map's. Then the default study's two maps as the
+workflow computes them (every cell, with the validation).
 
     python benchmarks/bench_steady.py --map-only [--map-size 21] [--workers 1 2]
 
@@ -126,6 +127,25 @@ def bench_map(size: int, workers: list[int], qutip_cells: int) -> None:
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 
 
+def bench_default_maps(workers: int) -> None:
+    """The default study's two maps (config/config.yaml) as the workflow computes them: every
+    cell, validation at the corners and the slowest cell, ``workers`` processes."""
+    maps = {"g_omega_c_map (6 x 6, n_fock 12)": ({"n_fock": 12}, {"g": list(np.linspace(0.0, 0.5, 6)),
+                                                                   "omega_c": list(np.linspace(0.5, 1.5, 6))}),
+            "kappa_1_gamma_D_map (5 x 5, n_fock 20)": ({"n_fock": 20}, {
+                "kappa_1": list(np.geomspace(0.005, 0.5, 5)), "gamma_D": list(np.geomspace(0.005, 0.5, 5))})}
+    print(f"\n# the default study's maps, workers {workers}, validation corners + slowest")
+    for label, (base, axes) in maps.items():
+        wall, ds = timed(steady_map, {**DEFAULT_POINT, **base}, axes, workers=workers, progress=None)
+        cat = ds.sel(case="catalyzed")
+        checked = cat["relaxation_time_propagator"].notnull()
+        dev = np.abs(cat["relaxation_time"] / cat["relaxation_time_propagator"] - 1).where(checked)
+        print(f"{label}: {wall:.1f} s; Arnoldi steps mean {float(cat['krylov_dimension'].mean()):.1f}, max "
+              f"{float(cat['krylov_dimension'].max()):.0f}; tau {float(cat['relaxation_time'].min()):.1f}-"
+              f"{float(cat['relaxation_time'].max()):.1f}; {int(checked.sum())} catalyzed cells checked, largest "
+              f"|tau / tau_propagator - 1| = {float(dev.max()):.1e}; load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -142,6 +162,7 @@ def main() -> None:
           f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
     if args.map_only:
         bench_map(args.map_size, args.workers, args.qutip_cells)
+        bench_default_maps(max(args.workers))
         return
     print(f"# the default point, t_max=300, n_t=3001; {args.repeats} alternating repeats; times in s\n")
     header = f"{'point':<16}{'variant':<12}{'median':>9}{'min':>9}{'steady/traj (median)':>22}"
@@ -180,6 +201,7 @@ def main() -> None:
             print(f"    {m:<13} vs {ss.method}: max |d mean| {d:.1e}")
     if args.map:
         bench_map(args.map_size, args.workers, args.qutip_cells)
+        bench_default_maps(max(args.workers))
 
 
 if __name__ == "__main__":
