@@ -80,6 +80,15 @@ def bench_point(params: dict, methods: list[str], repeats: int) -> dict:
     return {"times": times, "results": results}
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished child processes (the map's workers): with the wall
+    time, what the map costs when other jobs share the cores."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_map(size: int, workers: list[int], qutip_cells: int) -> None:
     """The N x N map with the batched method, its validation, and QuTiP on a few cells."""
     axes = {"g": [float(v) for v in np.linspace(0.0, 0.5, size)],
@@ -92,10 +101,13 @@ def bench_map(size: int, workers: list[int], qutip_cells: int) -> None:
           f"{os.getloadavg()[0]:.2f}")
     ds = None
     for w in workers:
+        cpu0 = time.process_time() + _children_cpu()
         wall, ds = timed(steady_map, base, axes, validation=[], workers=w, progress=None)
+        cpu = time.process_time() + _children_cpu() - cpu0
         k = ds["krylov_dimension"].sel(case="catalyzed").values
         full = int((ds["relaxation_time_propagator"].sel(case="catalyzed").notnull()).sum())
-        print(f"workers {w}: {wall:7.1f} s  ({1e3 * wall / cells:.0f} ms per cell; Arnoldi steps mean {k.mean():.1f}, "
+        print(f"workers {w}: {wall:7.1f} s wall, {cpu:.1f} s CPU (all processes)  ({1e3 * wall / cells:.0f} ms "
+              f"per cell; Arnoldi steps mean {k.mean():.1f}, "
               f"max {k.max():.0f}; {full} cells by the full propagator)  load average {os.getloadavg()[0]:.2f}",
               flush=True)
     # validation: the corners and the slowest cell, full one-period propagator
@@ -156,13 +168,15 @@ def main() -> None:
     ap.add_argument("--map-size", type=int, default=21)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--qutip-cells", type=int, default=3)
+    ap.add_argument("--no-default-maps", action="store_true", help="skip the default study's maps")
     args = ap.parse_args()
     print(f"# bench_steady: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"QuTiP {qutip.__version__}; load average {os.getloadavg()[0]:.2f}; "
           f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
     if args.map_only:
         bench_map(args.map_size, args.workers, args.qutip_cells)
-        bench_default_maps(max(args.workers))
+        if not args.no_default_maps:
+            bench_default_maps(max(args.workers))
         return
     print(f"# the default point, t_max=300, n_t=3001; {args.repeats} alternating repeats; times in s\n")
     header = f"{'point':<16}{'variant':<12}{'median':>9}{'min':>9}{'steady/traj (median)':>22}"
