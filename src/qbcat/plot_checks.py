@@ -266,8 +266,8 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
                     title += f"\n(uncatalyzed: {float(np.nanmean(base)):.3g} at every cell)"
                 panels.append((title, cat - base, f"difference of {label}", "RdBu_r"))
             if tau is not None:  # how fast the catalyzed cell relaxes to it
-                panels.append(("catalyzed: relaxation time", tau.sel(case="catalyzed").transpose(axes[1], axes[0]).values,
-                               r"relaxation time $\tau$ ($1/\omega_0$)", "plasma"))
+                z_tau = tau.sel(case="catalyzed").transpose(axes[1], axes[0]).values
+                panels.append(("catalyzed: relaxation time", z_tau, r"relaxation time $\tau$ ($1/\omega_0$)", "plasma"))
             fig = plt.figure(figsize=(3.6 * len(panels), 3.0), layout="constrained")
             axs = fig.subplots(1, len(panels), squeeze=False)[0]
             lo = float(np.nanmin([np.nanmin(p[1]) for p in panels if p[3] == "viridis"]))
