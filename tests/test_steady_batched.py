@@ -207,3 +207,19 @@ def test_the_map_script_reads_per_cell_cutoffs_from_a_sweep(tmp_path):
     assert script.cell_cutoffs(str(tmp_path / "fixed.nc"), {"g": g}) is None
     with pytest.raises(ValueError, match="do not hold the map's"):
         script.cell_cutoffs(str(tmp_path / "sweep.nc"), {"g": [0.15]})
+
+
+def test_workers_split_the_points_and_change_nothing():
+    """batched_steady_states in 2 processes (as a Snakemake script job runs it: no __main__
+    guard) gives each point what it gets in one process."""
+    from qbcat.steady import batched_steady_states
+
+    points = [validate({"n_fock": 3, "g": g}) for g in (0.1, 0.2, 0.3)] + [validate({"catalyst": False})]
+    one = batched_steady_states(points, n_period=8)
+    two = batched_steady_states(points, n_period=8, workers=2)
+    for a, b in zip(one, two):
+        assert a.params == b.params and a.method == b.method
+        assert a.mean["ergotropy"] == pytest.approx(b.mean["ergotropy"], rel=1e-9, abs=1e-12)
+        assert a.relaxation_time == pytest.approx(b.relaxation_time, rel=1e-9)
+    with pytest.raises(ParameterError, match="workers"):
+        batched_steady_states(points, workers=0)

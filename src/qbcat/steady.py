@@ -688,7 +688,10 @@ def batched_steady_states(points: Sequence[dict], *, n_period: int = 128, statio
         from concurrent.futures import ProcessPoolExecutor
 
         parts = [list(points[k::workers]) for k in range(min(workers, len(points)))]
-        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("spawn")) as pool:
+        # fork, not spawn: a spawned child re-runs the parent's main script, and a Snakemake
+        # script job has no __main__ guard (it would compute the map again)
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context(method)) as pool:
             done = list(pool.map(_states_part, parts, [options] * len(parts)))
         out: list = [None] * len(points)
         for k, states in enumerate(done):
