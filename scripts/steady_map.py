@@ -3,14 +3,17 @@
 Snakemake (``script:`` directive):
     params.base     dict of parameter overrides (the parameters that are not swept)
     params.axes     dict name -> list of values (the map's dimensions, in this order)
-    params.options  optional dict: method (auto|propagator|krylov|arnoldi), n_period, cases
+    params.options  optional dict: method (batched|auto|propagator|krylov|arnoldi), n_period,
+                    validation (corners, slowest), cases
+    input.sweep     map rule, optional: the sweep dataset whose per-point ``n_fock`` variable gives
+                    each cell's cutoff (a sweep run with n_fock: auto); without it, params.base's n_fock
     params.name     optional name of the map (the dataset's title)
     params.share    optional: the config's share: section (creator, publisher, license attributes)
     output[0] or output.dataset   NetCDF file (written atomically, CF/ACDD-described by qbcat.io.describe)
     output.figure   optional figure(s) of the period-averaged ergotropy (one file per suffix, e.g. PDF and PNG)
     input.dataset   figure only: a map written before -> output.figure* at params.dpi (the workflow
                     draws the figure in its own rule, so that plots.dpi redraws it alone)
-    input.sweep     optional: the sweep dataset with the same axes and parameters; then
+    input.sweep     comparison: the sweep dataset with the same axes and parameters; then
     output.comparison   CSV comparing each steady period average with the trajectory's mean over
                         its last params.late_periods whole drive periods (fewer if the run is
                         shorter). With input.steady (a map written before) only the comparison runs.
@@ -18,7 +21,7 @@ Snakemake (``script:`` directive):
 
 Outside Snakemake:
     python scripts/steady_map.py --axis g=0,0.1,0.2 --axis omega_c=0.8,1,1.2 --set n_fock=10 \\
-        -o steady.nc [--figure steady.png] [--method auto] [--n-period 128]
+        -o steady.nc [--figure steady.png] [--method batched] [--n-period 128]
 """
 
 import argparse
@@ -44,13 +47,35 @@ def plot(dataset: str, figures, dpi: int = 150) -> None:
         print(f"wrote {plot_steady_map(ds, path, dpi=dpi)}")
 
 
+def cell_cutoffs(sweep_path: str, axes: dict, cases=("catalyzed", "baseline")):
+    """Per-cell cutoffs from a sweep dataset's ``n_fock`` variable (dims (*axes, case), e.g. a
+    sweep run with n_fock: auto), on the map's axis values and cases; None if it has none."""
+    import numpy as np
+    import xarray as xr
+
+    with xr.open_dataset(sweep_path) as sweep:
+        if "n_fock" not in sweep.data_vars:
+            return None
+        da = sweep["n_fock"].sel({a: list(v) for a, v in axes.items()}, method="nearest")
+        for a, values in axes.items():
+            if not np.allclose(da[a].values.astype(float), np.asarray(values, dtype=float), rtol=1e-9, atol=0):
+                raise ValueError(f"{sweep_path}: the sweep's {a} values do not hold the map's {list(values)}")
+        if "case" in da.dims:
+            da = da.sel(case=list(cases)).transpose(*axes, "case")
+        else:
+            da = da.transpose(*axes)
+        return da.values
+
+
 def run(base: dict, axes: dict, options: dict, dataset: str, figure=None, name: str = "",
-        share: dict | None = None) -> None:
+        share: dict | None = None, n_fock=None) -> None:
     from qbcat.io import content_id, describe, write_netcdf
     from qbcat.params import ENGINE_VERSION
     from qbcat.steady import steady_map
 
-    ds = steady_map(base, axes, **options)
+    if n_fock is None and base.get("n_fock") == "auto":
+        raise ValueError("n_fock is 'auto': the per-cell cutoffs must come from the sweep dataset (input.sweep)")
+    ds = steady_map(base, axes, n_fock=n_fock, **options)
     ds["case"].attrs.setdefault("units", "1")  # the data contract: units on every variable
     what = f" of sweep {name!r}" if name else ""
     ds = describe(ds, title=f"qbcat steady-state map{what}",
@@ -59,7 +84,7 @@ def run(base: dict, axes: dict, options: dict, dataset: str, figure=None, name: 
                   history_entry="steady-state map (scripts/steady_map.py)",
                   share=share or {},
                   dataset_id=content_id("steady", name or "map", sorted(base.items()), sorted(axes.items()),
-                                        sorted(options.items()), ENGINE_VERSION))
+                                        sorted((k, v) for k, v in options.items() if k != "workers"), ENGINE_VERSION))
     write_netcdf(ds, dataset)
     if figure:
         from qbcat.plot_checks import plot_steady_map
@@ -139,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--axis", action="append", required=True, metavar="NAME=V1,V2,...", help="a swept parameter")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a fixed parameter")
     parser.add_argument("--config", help="YAML mapping of fixed parameters")
-    parser.add_argument("--method", default="auto", help="auto, propagator, krylov or arnoldi")
+    parser.add_argument("--method", default="batched", help="batched, auto, propagator, krylov or arnoldi")
     parser.add_argument("--n-period", type=int, default=128, help="output times per drive period")
     parser.add_argument("-o", "--output", required=True, help="output NetCDF file")
     parser.add_argument("--figure", help="output figure of the ergotropy map")
@@ -169,8 +194,14 @@ if "snakemake" in globals():
     else:
         out = smk.output.get("dataset") or smk.output[0]
         figures = [f for key, f in smk.output.items() if key.startswith("figure")]
-        steady = run(dict(smk.params.base), dict(smk.params.axes), dict(smk.params.get("options", {}) or {}),
-                     out, figures, smk.params.get("name", ""), dict(smk.params.get("share", {}) or {}))
+        axes = dict(smk.params.axes)
+        # n_fock: auto: every cell's cutoff from the sweep dataset (the rule's input.sweep)
+        cutoffs = cell_cutoffs(smk.input.sweep, axes) if smk.input.get("sweep") else None
+        options = dict(smk.params.get("options", {}) or {})
+        if options.get("method", "batched") == "batched":
+            options["workers"] = smk.threads  # the cells split over the job's cores
+        steady = run(dict(smk.params.base), axes, options,
+                     out, figures, smk.params.get("name", ""), dict(smk.params.get("share", {}) or {}), cutoffs)
         if smk.input.get("sweep") and smk.output.get("comparison"):
             compare(steady, smk.input.sweep, smk.output.comparison, smk.params.get("late_periods", 10))
 elif __name__ == "__main__":

@@ -199,6 +199,28 @@ def test_a_threshold_key_typo_is_refused_by_the_schema_before_the_plan():
         planned(changed("claims.thresholds", {"fraction_hold": 0.9}))
 
 
+@pytest.mark.parametrize("path, value, message", [
+    ("steady.methd", "batched", r"^steady\.methd: unknown key"),
+    ("steady.method", "dmd", r"^steady\.method: "),
+    ("steady.validation", ["corner"], r"^steady\.validation(\[0\])?: "),
+    ("steady.n_period", 2, r"^steady\.n_period: "),
+    ("steady.maps", "every", r"^steady\.maps: 'every' does not match '\^all\$'"),
+    ("steady.maps", {"m": {"sweep": "g_scan", "axis": {"g": [0.1]}}}, r"^steady\.maps\.m\.axis: unknown key"),
+])
+def test_a_bad_steady_setting_is_refused_naming_its_key(path, value, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        planned(changed(path, value))
+    assert "\n" not in str(err.value)
+
+
+def test_steady_maps_all_is_every_cell_of_every_2d_sweep():
+    p = planned(changed("steady.maps", "all"))
+    assert p.steady_maps == {"g_omega_c_map": {"sweep": "g_omega_c_map", "base": p.steady_maps["g_omega_c_map"]["base"],
+                                               "axes": {"g": [0.1, 0.3], "omega_c": [0.8, 1.0, 1.2]},
+                                               "n_fock_from_sweep": False}}
+    assert "results/analysis/steady_g_omega_c_map.nc" in p.targets
+
+
 def test_product_settings_are_not_checked_without_products():
     # the figures, maps, claims and analysis sections only matter when products are built ...
     config = changed("build_products", False)
@@ -215,7 +237,13 @@ def test_the_repository_config_plans_and_its_claims_thresholds_pass():
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     p = planned(config)
     assert p.enabled and len(p.paper_sweeps) == 4 and p.convergence_points
-    assert set(p.steady_maps) == set(config["steady"]["maps"])
+    # every cell of every 2-D map (steady.maps: all), each map named after its sweep
+    assert config["steady"]["maps"] == "all"
+    assert set(p.steady_maps) == set(p.map_sweeps) == {"g_omega_c_map", "kappa_1_gamma_D_map"}
+    for name, spec in p.steady_maps.items():
+        assert spec["sweep"] == name and not spec["n_fock_from_sweep"]
+        assert [len(v) for v in spec["axes"].values()] == [len(a.values) for a in load_config(
+            copy.deepcopy(config), SCHEMA).sweeps[name].axes]
 
 
 def test_planning_imports_neither_qutip_nor_xarray():

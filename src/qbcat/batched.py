@@ -1159,3 +1159,173 @@ def simulate_many(params_list: Sequence[dict], lanes: int | None = None) -> list
     for i, result in iter_simulate(params_list, lanes):
         results[i] = result
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Propagation of given matrices (the one-period map of the steady state, qbcat.steady)
+#
+# The linear map rho(t0) -> rho(t1) applied to arbitrary Hermitian matrices (density matrices,
+# basis matrices, Krylov vectors), each lane with its own point and its own initial matrix. It
+# reuses :func:`_integrate` unchanged: the "observables" are the matrix elements themselves,
+# Re rho_r and Im rho_r of every upper-triangle element r, read out at t1 by the kernel's own
+# lab-frame dense output (group frequency Delta_r: <A>(t) = Re(exp(-i Delta_r t) conj(w) X_r),
+# i.e. rho_r = X_r exp(-i Delta_r t) for w = 1 and -i rho_r for w = i). No step-control code is
+# duplicated (a separate driver would repeat ~100 lines of _integrate); the price is the extra
+# expectation sums, ~d^2 per stage (measured in benchmarks/README.md, "Steady state").
+
+
+def _lane_arrays(points: Sequence[dict], st: Structure) -> dict:
+    """The per-lane coefficient arrays of the kernel for validated points sharing ``st``."""
+    coef = np.zeros((len(st.names) + 1, len(points)))
+    for b, p in enumerate(points):
+        if bool(p["catalyst"]) != st.catalyst or (st.catalyst and p["n_fock"] != st.dim // 2):
+            raise ValueError("every point of a group must have the structure's catalyst and n_fock")
+        coef[:-1, b] = [p[name] for name in st.names]
+    static = [k for k, name in enumerate(st.names) if name not in FRAME]
+    dg = np.einsum("kr,kb->rb", st.diag[static], coef[static])
+    return dict(
+        dgr=np.ascontiguousarray(dg.real), dgi=np.ascontiguousarray(dg.imag), coef=coef,
+        Omega=np.array([p["Omega"] for p in points], dtype=float),
+        omega_d=np.array([p["omega_d"] for p in points], dtype=float),
+        omega_a=np.array([p["omega_a"] for p in points], dtype=float),
+        omega_c=np.array([p["omega_c"] if p["catalyst"] else 0.0 for p in points], dtype=float),
+        atol=np.array([p["atol"] for p in points], dtype=float),
+        rtol=np.array([p["rtol"] for p in points], dtype=float),
+        max_step=np.array([p["max_step"] for p in points], dtype=float),
+        nsteps=np.array([p["nsteps"] for p in points], dtype=np.int64),
+    )
+
+
+def _run_kernel(points, st, X, tlist, optr, orow, Wr, Wi, gobs, galpha, gbeta, n_obs):
+    """One :func:`_integrate` call; returns (out, status, steps, rejected)."""
+    nl = len(points)
+    a = _lane_arrays(points, st)
+    out = np.zeros((nl, n_obs, len(tlist)))
+    status = np.zeros(nl, dtype=np.int64)
+    n_steps = np.zeros(nl, dtype=np.int64)
+    n_rej = np.zeros(nl, dtype=np.int64)
+    dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
+    _integrate(
+        np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), a["dgr"], a["dgi"], st.is_diag, st.ptr,
+        st.col, st.chan, st.m, a["coef"], a["Omega"], a["omega_d"], a["omega_a"], a["omega_c"], st.ch_k,
+        st.ch_alpha, st.ch_beta, optr, orow, Wr, Wi, gobs, galpha, gbeta, np.asarray(tlist, dtype=float),
+        a["atol"], a["rtol"], a["max_step"], a["nsteps"], min(0.01, dt), _A, _B, _C, _E, _P, out, status,
+        n_steps, n_rej,
+    )
+    return out, status, n_steps, n_rej
+
+
+_ELEMENT_GROUPS: dict = {}
+
+
+def _element_groups(st: Structure):
+    """Observable groups that read the lab-frame matrix elements: Re rho_r for every r, then
+    Im rho_r for every off-diagonal r (one element, weight 1 or i, frequency Delta_r each)."""
+    key = (st.catalyst, st.dim)
+    if key not in _ELEMENT_GROUPS:
+        off = np.flatnonzero(~st.is_diag)
+        rows = np.concatenate([np.arange(st.size), off]).astype(np.int64)
+        wr = np.concatenate([np.ones(st.size), np.zeros(len(off))])
+        wi = np.concatenate([np.zeros(st.size), np.ones(len(off))])
+        n = len(rows)
+        _ELEMENT_GROUPS[key] = (np.arange(n + 1, dtype=np.int64), rows, wr, wi,
+                                np.arange(n, dtype=np.int64), st.alpha[rows].astype(np.int64),
+                                st.beta[rows].astype(np.int64), off)
+    return _ELEMENT_GROUPS[key]
+
+
+def propagate(points: Sequence[dict], rho0: np.ndarray, t1: float, t0: float = 0.0,
+              lanes: int | None = None) -> np.ndarray:
+    """rho_b(t1) for rho_b(t0) = rho0[b] under the Lindbladian of points[b], every b at once.
+
+    ``points``: validated parameter sets sharing one (catalyst, n_fock); ``rho0``: (n, d, d)
+    Hermitian matrices (any Hermitian matrix: the map is linear, so basis matrices and Krylov
+    vectors work as well as states). Lanes are cut into kernel calls of ``lanes`` (default
+    :func:`lanes_for`). Returns (n, d, d) complex in the lab frame; raises
+    :class:`qbcat.solve.SimulationError` naming a lane's point if its integration failed.
+    """
+    from .solve import SimulationError, _describe
+
+    rho0 = np.asarray(rho0, dtype=complex)
+    n = len(points)
+    if n == 0:
+        return np.zeros((0,) + rho0.shape[1:], dtype=complex)
+    p0 = points[0]
+    st = structure(p0["catalyst"], p0.get("n_fock", 2))
+    d = st.dim
+    if rho0.shape != (n, d, d):
+        raise ValueError(f"rho0 must have shape ({n}, {d}, {d}), got {rho0.shape}")
+    if not np.allclose(rho0, rho0.conj().transpose(0, 2, 1), atol=1e-12 * max(1.0, float(np.abs(rho0).max()))):
+        raise ValueError("propagate: the initial matrices must be Hermitian")
+    optr, orow, wr, wi, gobs, galpha, gbeta, off = _element_groups(st)
+    i, j = st.rows[:, 0], st.rows[:, 1]
+    # the frame at t0: X_r = rho_r exp(i Delta_r t0)
+    delta = np.array([st.alpha * p["omega_a"] + st.beta * (p["omega_c"] if p["catalyst"] else 0.0)
+                      for p in points]).T  # (D', n)
+    X = rho0[:, i, j].T * np.exp(1j * delta * t0)
+    out_all = np.empty((n, len(orow)))
+    chunk = lanes or lanes_for(st)
+    tlist = np.array([t0, t1], dtype=float)
+    for s in range(0, n, chunk):
+        sl = slice(s, min(n, s + chunk))
+        nl = sl.stop - sl.start
+        out, status, _, _ = _run_kernel(
+            points[sl], st, np.ascontiguousarray(X[:, sl]), tlist, optr, orow,
+            np.ascontiguousarray(np.repeat(wr[:, None], nl, axis=1)),
+            np.ascontiguousarray(np.repeat(wi[:, None], nl, axis=1)), gobs, galpha, gbeta, len(orow))
+        bad = np.flatnonzero(status != OK)
+        if bad.size:
+            b = bad[0]
+            raise SimulationError(f"propagation failed (batched engine: {STATUS_TEXT[int(status[b])]}) at point "
+                                  f"{_describe(points[sl.start + b])}")
+        out_all[sl] = out[:, :, 1]
+    upper = out_all[:, :st.size].astype(complex)
+    upper[:, off] += 1j * out_all[:, st.size:]
+    rho = np.zeros((n, d, d), dtype=complex)
+    rho[:, i, j] = upper
+    rho[:, j, i] = upper.conj()
+    return rho
+
+
+def evolve_expect(points: Sequence[dict], rho0: np.ndarray, tlist: np.ndarray,
+                  lanes: int | None = None) -> list[LaneResult]:
+    """The expectation values of :func:`qbcat.solve.expect_operators` on ``tlist`` from the given
+    initial states rho0[b] (instead of the points' own), as :func:`integrate_group` returns them."""
+    from .model import operators
+    from .solve import expect_operators
+
+    n = len(points)
+    p0 = points[0]
+    st = structure(p0["catalyst"], p0.get("n_fock", 2))
+    i, j = st.rows[:, 0], st.rows[:, 1]
+    X = np.asarray(rho0, dtype=complex)[:, i, j].T  # the frame coincides with the lab at t = 0
+    ops = expect_operators(operators(p0))
+    names = list(ops)
+    results: list = []
+    chunk = lanes or lanes_for(st)
+    for s in range(0, n, chunk):
+        part = list(points[s:s + chunk])
+        # the operators depend on the point only through n_fock/catalyst, except the energy
+        # operators (scaled by omega_a, omega_c): weights per lane
+        W = np.stack([np.stack([st.expect_weights(o) for o in expect_operators(operators(p)).values()])
+                      for p in part], axis=-1)  # (n_obs, D', lanes)
+        optr, orow, gobs, galpha, gbeta, wsel = [0], [], [], [], [], []
+        for mm in range(W.shape[0]):
+            nz = np.flatnonzero(np.any(W[mm] != 0, axis=1))
+            for a, bb in sorted({(int(st.alpha[r]), int(st.beta[r])) for r in nz}):
+                sel = nz[(st.alpha[nz] == a) & (st.beta[nz] == bb)]
+                orow.extend(sel)
+                wsel.append(W[mm, sel])
+                optr.append(len(orow))
+                gobs.append(mm)
+                galpha.append(a)
+                gbeta.append(bb)
+        Wsel = np.concatenate(wsel)
+        out, status, steps, rej = _run_kernel(
+            part, st, np.ascontiguousarray(X[:, s:s + len(part)]), np.asarray(tlist, dtype=float),
+            np.array(optr, dtype=np.int64), np.array(orow, dtype=np.int64), np.ascontiguousarray(Wsel.real),
+            np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64), np.array(galpha, dtype=np.int64),
+            np.array(gbeta, dtype=np.int64), len(names))
+        results += [LaneResult({k: out[b, m] for m, k in enumerate(names)}, int(status[b]), int(steps[b]),
+                               int(rej[b])) for b in range(len(part))]
+    return results

@@ -61,7 +61,7 @@ class ProductPlan:
     enabled: bool  # config build_products
     paper_sweeps: list  # the 1-D sweeps of the panels of Fig. 2 and Fig. 3, in panel order
     map_sweeps: list  # the 2-D sweeps, each with an enhancement dataset and map
-    steady_maps: dict  # name -> {"sweep": name, "base": fixed parameters, "axes": {axis: values}}
+    steady_maps: dict  # name -> {"sweep", "base": fixed parameters, "axes": {axis: values}, "n_fock_from_sweep"}
     convergence_points: dict  # point id -> {"label", "params", "options"}
     analysis: dict  # qbcat.analysis options under the scripts' names
     claims_thresholds: dict  # the config's overrides of qbcat.claims.DEFAULT_THRESHOLDS
@@ -133,10 +133,19 @@ def paper_sweeps(config: Mapping, study: Study) -> list[str]:
 
 
 def steady_maps(config: Mapping, study: Study) -> dict:
-    """Steady-state maps (config steady.maps): name -> the sweep, its fixed parameters and (a subset
-    of) its grid, whose values must be values of the sweep so that every cell has a trajectory."""
+    """Steady-state maps (config steady.maps): name -> the sweep, its fixed parameters, (a subset
+    of) its grid, whose values must be values of the sweep so that every cell has a trajectory, and
+    whether the cells' cutoffs come from the sweep dataset (``n_fock_from_sweep``: the sweep's
+    n_fock is "auto", a per-point cutoff).
+
+    ``maps: all`` (the default study): one map per 2-D sweep, named after it, on its whole grid."""
+    spec_maps = config["steady"]["maps"]
+    if spec_maps == "all":
+        spec_maps = {name: {"sweep": name} for name, s in study.sweeps.items() if len(s.axes) == 2}
+    elif isinstance(spec_maps, str):
+        raise ConfigError(f"steady.maps: expected 'all' or a mapping NAME -> {{sweep, axes}}, got {spec_maps!r}")
     maps = {}
-    for name, spec in config["steady"]["maps"].items():
+    for name, spec in spec_maps.items():
         where = f"steady.maps.{name}"
         if not SWEEP_NAME.match(str(name)):
             raise ConfigError(f"{where}: a map name must start with a letter and hold only letters, "
@@ -155,7 +164,8 @@ def steady_maps(config: Mapping, study: Study) -> dict:
                                   f"(its {axis}: {axes[axis]}), so that every cell has a trajectory "
                                   "to compare with")
             axes[axis] = subset
-        maps[name] = {"sweep": sweep.name, "base": sweep.fixed, "axes": axes}
+        maps[name] = {"sweep": sweep.name, "base": sweep.fixed, "axes": axes,
+                      "n_fock_from_sweep": sweep.fixed.get("n_fock") == "auto"}
     return maps
 
 

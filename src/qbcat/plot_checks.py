@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.colors  # noqa: E402
+import matplotlib.patches  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -194,7 +195,7 @@ def _steady_label(ds, variable: str) -> str:
     return f"{name} {symbol} ({unit})" if unit != "1" else f"{name} {symbol}"
 
 
-def _map_panel(fig, ax, ds, axes, z, label, norm, cmap, title):
+def _map_panel(fig, ax, ds, axes, z, label, norm, cmap, title, fmt=".2g"):
     """One colour map over the first two axes (cell edges and ticks as the enhancement maps)."""
     xv, yv = ds[axes[0]].values, ds[axes[1]].values
     xlog, ylog = plots.is_log_spaced(xv), plots.is_log_spaced(yv)
@@ -214,7 +215,7 @@ def _map_panel(fig, ax, ds, axes, z, label, norm, cmap, title):
                 if np.isfinite(z[iy, ix]):
                     v = norm(z[iy, ix])
                     dark = abs(v - 0.5) > 0.3 if cmap == "RdBu_r" else v < 0.55  # viridis: dark when low
-                    ax.text(xx, yy, f"{z[iy, ix]:.2g}", ha="center", va="center", fontsize=6.5,
+                    ax.text(xx, yy, f"{z[iy, ix]:{fmt}}", ha="center", va="center", fontsize=6.5,
                             color="white" if dark else "black")
     ax.set_xlabel(axis_label(axes[0]))
     ax.set_ylabel(axis_label(axes[1]))
@@ -228,7 +229,8 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
     1-D map: one line per case. 2-D (first two axes; others at their first value): the catalyzed
     map and its difference from the uncatalyzed baseline; the baseline gets a map of its own only
     when it varies over the map (a qubit-only baseline does not depend on catalyst parameters,
-    so its value is then quoted in the difference panel's title instead)."""
+    so its value is then quoted in the difference panel's title instead); and, when the map has
+    it, the catalyzed relaxation time, with the cells checked against the full propagator circled."""
     axes = ds.attrs["sweep_axes"].split()
     da = ds[variable]
     label = _steady_label(ds, variable)
@@ -250,7 +252,11 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
             cat = sub.sel(case="catalyzed").transpose(axes[1], axes[0]).values
             base = sub.sel(case="baseline").transpose(axes[1], axes[0]).values if "baseline" in cases else None
             panels = [("catalyzed", cat, label, "viridis")]
-            uniform = base is not None and np.nanmax(base) - np.nanmin(base) <= 1e-9 * max(
+            dsub = ds.isel({a: 0 for a in axes[2:]}) if len(axes) > 2 else ds
+            tau = dsub["relaxation_time"] if variable != "relaxation_time" and "relaxation_time" in ds else None
+            # uniform up to the steady state's accuracy (~1e-7): e.g. the unital baseline's
+            # ergotropy, 0 at every gamma_D, computed as 1e-9..5e-8
+            uniform = base is not None and np.nanmax(base) - np.nanmin(base) <= 1e-6 * max(
                 1.0, float(np.nanmax(np.abs(base))))
             if base is not None and not uniform:
                 panels.append(("uncatalyzed", base, label, "viridis"))
@@ -259,6 +265,9 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
                 if uniform:
                     title += f"\n(uncatalyzed: {float(np.nanmean(base)):.3g} at every cell)"
                 panels.append((title, cat - base, f"difference of {label}", "RdBu_r"))
+            if tau is not None:  # how fast the catalyzed cell relaxes to it
+                z_tau = tau.sel(case="catalyzed").transpose(axes[1], axes[0]).values
+                panels.append(("catalyzed: relaxation time", z_tau, r"relaxation time $\tau$ ($1/\omega_0$)", "plasma"))
             fig = plt.figure(figsize=(3.6 * len(panels), 3.0), layout="constrained")
             axs = fig.subplots(1, len(panels), squeeze=False)[0]
             lo = float(np.nanmin([np.nanmin(p[1]) for p in panels if p[3] == "viridis"]))
@@ -267,9 +276,27 @@ def figure_steady_map(ds, variable: str = "ergotropy"):
                 if cmap == "RdBu_r":
                     half = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
                     norm = matplotlib.colors.Normalize(-max(half, 1e-12), max(half, 1e-12))
+                elif cmap == "plasma":
+                    finite = z[np.isfinite(z)]
+                    zlo, zhi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+                    norm = matplotlib.colors.Normalize(zlo, zhi if zhi > zlo else zlo + 1e-12)
                 else:
                     norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-12)
-                _map_panel(fig, ax, ds, axes, z, lab, norm, cmap, title)
+                _map_panel(fig, ax, ds, axes, z, lab, norm, cmap, title, fmt=".3g" if cmap == "plasma" else ".2g")
+                if cmap == "plasma" and "relaxation_time_propagator" in ds:
+                    checked = dsub["relaxation_time_propagator"].sel(case="catalyzed")
+                    cells = np.argwhere(np.isfinite(checked.transpose(axes[0], axes[1]).values))
+                    if cells.size:  # framed, and said in the title: a legend box would hide cells
+                        xv, yv = ds[axes[0]].values, ds[axes[1]].values
+                        ox, oy = np.argsort(xv), np.argsort(yv)
+                        xe = plots.cell_edges(xv[ox], plots.is_log_spaced(xv))
+                        ye = plots.cell_edges(yv[oy], plots.is_log_spaced(yv))
+                        rx, ry = np.argsort(ox), np.argsort(oy)  # a value's position on the sorted axis
+                        for i, j in cells:
+                            a, b = rx[i], ry[j]
+                            ax.add_patch(matplotlib.patches.Rectangle(
+                                (xe[a], ye[b]), xe[a + 1] - xe[a], ye[b + 1] - ye[b], fill=False, ec="white", lw=1.2))
+                        ax.set_title(f"{title}\n(framed: checked against the full propagator)", loc="right")
                 plots.panel_letter(ax, "abcdefgh"[k], x=-0.25)
         fig.suptitle("periodic steady state (period average, no transient)", fontsize=9)
     return fig

@@ -8,7 +8,27 @@ The asymptotic state is then rho_ss(t) = U(t, 0) rho for t in [0, T), repeated w
 The slowest transient mode |lambda_2| gives the relaxation time tau = -T / ln |lambda_2|, i.e. the
 time after which a trajectory from any initial state is within exp(-t/tau) of the periodic state.
 
-Fixed point, three ways (``method``):
+Fixed point, four ways (``method``):
+
+- ``"batched"`` (the maps' default, :func:`batched_steady_states`): every point of a map at once
+  with the batched engine. Per point, Arnoldi on the real map x -> U x over Hermitian matrices
+  (d^2 real coordinates, :func:`herm_to_vec`), started from rho(0) plus a fixed random Hermitian
+  matrix so that every mode is excited; each Arnoldi step is ONE batched one-period propagation
+  (:func:`qbcat.batched.propagate`) of all points' current vectors, each lane with its own
+  point and its own matrix. A point stops when the Ritz residuals ||U V y - theta V y|| of the
+  fixed point (theta ~ 1) and of lambda_2 (the largest-modulus other Ritz value) are small, so an
+  unconverged Ritz value is never taken for the slowest mode (:func:`batched_arnoldi`; ~30-60
+  steps). lambda_2 is the whole spectrum's, not one initial state's, and equals the full
+  propagator's (tests; benchmarks/README.md, "Steady state": the relaxation times agree to
+  1e-6 at n_fock 12, also at g = 0.2, omega_c = 0.5 where the krylov method's Krylov space gave
+  104 instead of 23.7, and to 2e-5 on the weakly damped kappa_1 x gamma_D map at n_fock 20; a
+  21 x 21 map at n_fock 12 takes 42-53 s, ~0.1 s a cell, against 0.35 s (krylov) and 1.6 s
+  (arnoldi) per cell with QuTiP). Where Arnoldi does not settle within ``max_steps`` or |lambda_2| ~ 1, the
+  full one-period propagator of that point is computed the same way (d^2 basis propagations in
+  one batch, :func:`batched_propagators`; method "batched_propagator"). Maps also compute it at
+  their validation cells (corners, slowest cell) and store its relaxation time beside Arnoldi's.
+  The period's observables come from one more batched integration from the fixed points
+  (:func:`qbcat.batched.evolve_expect`).
 
 - ``"krylov"``: the trajectory from rho(0), sampled once per period in one continuous integration,
   and its limit extrapolated by exact dynamic mode decomposition (Rayleigh-Ritz in the Krylov space
@@ -31,6 +51,7 @@ Fixed point, three ways (``method``):
 - ``"auto"`` (default): propagator for superoperators of dimension <= 64 (baseline, n_fock <= 4),
   krylov above.
 
+The QuTiP methods (per point) are the reference and the fallback of the batched one.
 krylov and arnoldi detect a degenerate or undamped fixed point (|lambda_2| ~ 1) and hand the point
 to the propagator method (or refuse it when the superoperator would exceed DENSE_MAX).
 The three agree in the period averages to the integration tolerance (benchmarks/README.md).
@@ -69,7 +90,7 @@ from .solve import expect_operators, observables_from_expect, solver_options
 OBSERVABLES = ("ergotropy", "energy_qb", "energy_cat", "power", "heat_current", "net_flux",
                "internal_energy", "bloch_x", "bloch_y", "bloch_z")
 CASES = ("catalyzed", "baseline")
-METHODS = ("auto", "propagator", "krylov", "arnoldi")
+METHODS = ("auto", "batched", "propagator", "krylov", "arnoldi")
 
 #: "auto" uses the full propagator up to this superoperator dimension (d^2), Arnoldi above.
 AUTO_PROPAGATOR_MAX = 64
@@ -302,8 +323,8 @@ def steady_state(params: dict | None = None, *, method: str = "auto", n_period: 
     """The asymptotic state of one point and its period-averaged observables (module docstring).
 
     ``params``: overrides of the defaults (t_max and n_t play no role; initial_qubit only matters
-    when the stationary state is not unique). ``method``: "auto", "krylov", "propagator" or
-    "arnoldi". ``n_period``: output times per period. ``stationary_tol``: |lambda - 1| (periodic)
+    when the stationary state is not unique). ``method``: "auto", "batched", "krylov",
+    "propagator" or "arnoldi". ``n_period``: output times per period. ``stationary_tol``: |lambda - 1| (periodic)
     or |mu| (time-independent, in units of omega_0) below which an eigenvalue counts as stationary.
     ``krylov_tol``: max change of the krylov estimate between two checks (5 periods apart) that
     stops it. ``arnoldi_tol``, ``ncv``: ARPACK's tolerance and Krylov-space size. Raises
@@ -314,6 +335,8 @@ def steady_state(params: dict | None = None, *, method: str = "auto", n_period: 
         raise ParameterError(f"method: steady-state method must be one of {', '.join(METHODS)}, got {method!r}")
     if not (isinstance(n_period, int) and n_period >= 4):
         raise ParameterError(f"n_period: must be an integer >= 4, got {n_period!r}")
+    if method == "batched":  # a batch of one (maps batch all their points: steady_map)
+        return batched_steady_states([p], n_period=n_period, stationary_tol=stationary_tol)[0]
     model = build_model(p)
     ops = expect_operators(model)
     periods = 0
@@ -378,6 +401,340 @@ def steady_state(params: dict | None = None, *, method: str = "auto", n_period: 
                        sanity=sanity, wall_time=wall, periods=periods)
 
 
+# ----------------------------------------------------------------------------- batched: all cells at once
+#
+# The one-period map of every cell applied to one Hermitian matrix per cell is ONE batched
+# integration (qbcat.batched.propagate). Hermitian matrices are real vectors of length d^2 in the
+# orthonormal (Hilbert-Schmidt) basis E_ii, (E_ij + E_ji)/sqrt 2, i (E_ij - E_ji)/sqrt 2 (i < j);
+# the map preserves Hermiticity, so in this basis it is a real d^2 x d^2 matrix with the spectrum
+# of the superoperator.
+
+
+def herm_to_vec(rho: np.ndarray) -> np.ndarray:
+    """(n, d, d) Hermitian -> (n, d^2) real coordinates: rho_ii, sqrt2 Re rho_ij, sqrt2 Im rho_ij (i<j)."""
+    d = rho.shape[-1]
+    iu, ju = np.triu_indices(d, 1)
+    off = rho[:, iu, ju]
+    return np.concatenate([np.einsum("nii->ni", rho).real, math.sqrt(2) * off.real, math.sqrt(2) * off.imag], axis=1)
+
+
+def vec_to_herm(x: np.ndarray, d: int) -> np.ndarray:
+    """Inverse of :func:`herm_to_vec`."""
+    n = x.shape[0]
+    iu, ju = np.triu_indices(d, 1)
+    k = len(iu)
+    rho = np.zeros((n, d, d), dtype=complex)
+    rho[:, np.arange(d), np.arange(d)] = x[:, :d]
+    off = (x[:, d:d + k] + 1j * x[:, d + k:]) / math.sqrt(2)
+    rho[:, iu, ju] = off
+    rho[:, ju, iu] = off.conj()
+    return rho
+
+
+def _one_period(points: Sequence[dict], X: np.ndarray, d: int) -> np.ndarray:
+    """x_b -> U_b x_b over one drive period for every row b (real coordinates), in one batch."""
+    from .batched import propagate
+
+    T = np.array([drive_period(p) for p in points])
+    if not np.all(T == T[0]):
+        raise ValueError("the points of one batched propagation must share the drive period")
+    return herm_to_vec(propagate(points, vec_to_herm(X, d), T[0]))
+
+
+def batched_propagators(points: Sequence[dict]) -> np.ndarray:
+    """The full one-period maps (n, d^2, d^2), real, of points sharing (catalyst, n_fock, omega_d):
+    d^2 basis propagations per point, all in one batch."""
+    d = _dim(points[0])
+    D = d * d
+    basis = np.eye(D)
+    X = np.tile(basis, (len(points), 1))
+    lanes = [p for p in points for _ in range(D)]
+    Y = _one_period(lanes, X, d)
+    return Y.reshape(len(points), D, D).transpose(0, 2, 1)  # column k = U e_k
+
+
+def _dim(p: dict) -> int:
+    return 2 * p["n_fock"] if p["catalyst"] else 2
+
+
+def _relax(lam2: float, T: float, stationary_tol: float) -> float:
+    return math.inf if lam2 >= 1 - stationary_tol else (-T / math.log(lam2) if lam2 > 0 else 0.0)
+
+
+def propagator_spectrum(U: np.ndarray, T: float, stationary_tol: float = 1e-6):
+    """(relaxation time, |lambda_2|, number of eigenvalues within stationary_tol of 1) of a full
+    one-period map."""
+    w = np.linalg.eigvals(U)
+    stat = np.abs(w - 1) < stationary_tol
+    rest = np.abs(w[~stat])
+    lam2 = float(rest.max()) if rest.size else 0.0
+    return _relax(lam2, T, stationary_tol), lam2, int(stat.sum())
+
+
+@dataclass
+class ArnoldiResult:
+    """Per cell: the fixed point (real coordinates, trace 1), |lambda_2|, the Ritz residuals of
+    both, the Krylov dimension used and whether the stopping test passed."""
+
+    x: np.ndarray
+    lam2: np.ndarray
+    residual_1: np.ndarray
+    residual_2: np.ndarray
+    steps: np.ndarray
+    converged: np.ndarray  # both residuals below their tolerances (or an invariant subspace)
+    fixed_converged: np.ndarray  # the fixed point's residual below its tolerance
+
+
+def batched_arnoldi(points: Sequence[dict], *, tol: float = 1e-8, tau_rtol: float = 1e-5, min_steps: int = 16,
+                    max_steps: int = 60, check_every: int = 4, seed: int = 0) -> ArnoldiResult:
+    """Fixed point and slowest decay mode of the one-period map U of every point, all at once.
+
+    Arnoldi on each point's U (real arithmetic on Hermitian coordinates), started from the
+    point's initial state plus a random Hermitian matrix (so that every mode is excited and
+    lambda_2 does not depend on the initial state): V_{k+1} h_{k+1,k} = U v_k - V_k h_k, twice
+    classical Gram-Schmidt. Each step is one batched one-period propagation of the active points'
+    vectors. Every ``check_every`` steps (from ``min_steps``), per point: the Ritz pairs
+    (theta, V y) of H_k with residuals |h_{k+1,k} y_k| = ||U V y - theta V y||; the fixed point is
+    the Ritz pair closest to 1, lambda_2 the largest-modulus other Ritz value. A point stops when
+    the fixed point's residual is below ``tol`` and lambda_2's below what moves the relaxation
+    time by ``tau_rtol`` (an eigenvalue's error is about its residual times its condition number,
+    and d tau / tau = d|lambda| / (|lambda| |ln |lambda||), so weakly damped points, |lambda_2|
+    near 1, iterate longer; measured against the full propagator: benchmarks/README.md). The
+    lambda_2 candidate is the largest-modulus Ritz value other than the fixed point, so an
+    unconverged (possibly spurious) Ritz value above the slowest mode keeps the point iterating
+    instead of being taken for it. Points not converged at ``max_steps`` are flagged
+    (``converged`` False); a point whose Krylov space becomes invariant (``h_{k+1,k}`` ~ 0: exact
+    Ritz values, e.g. the baseline's d^2 = 4) stops there.
+    """
+    from .model import operators
+
+    n = len(points)
+    d = _dim(points[0])
+    D = d * d
+    m_max = min(max_steps, D)
+    rng = np.random.default_rng(seed)
+    V = np.zeros((n, m_max + 1, D))
+    H = np.zeros((n, m_max + 1, m_max))
+    rho0 = np.stack([operators(p).rho0 for p in points])
+    # the same random part for every point: a point's result does not depend on its batch
+    v0 = herm_to_vec(rho0) + rng.normal(size=D) / math.sqrt(D)
+    V[:, 0] = v0 / np.linalg.norm(v0, axis=1, keepdims=True)
+    out = ArnoldiResult(x=np.zeros((n, D)), lam2=np.full(n, np.nan), residual_1=np.full(n, np.nan),
+                        residual_2=np.full(n, np.nan), steps=np.zeros(n, dtype=int),
+                        converged=np.zeros(n, dtype=bool), fixed_converged=np.zeros(n, dtype=bool))
+    active = np.arange(n)
+    breakdown = np.zeros(n, dtype=bool)
+    for k in range(m_max):
+        W = _one_period([points[b] for b in active], V[active, k], d)
+        Vk = V[active, :k + 1]
+        for _ in range(2):  # classical Gram-Schmidt, twice ("twice is enough")
+            h = np.einsum("bkd,bd->bk", Vk, W)
+            W = W - np.einsum("bkd,bk->bd", Vk, h)
+            H[active, :k + 1, k] += h
+        beta = np.linalg.norm(W, axis=1)
+        H[active, k + 1, k] = beta
+        tiny = beta < 1e-12
+        breakdown[active[tiny]] = True  # an invariant subspace: the Ritz values are exact
+        V[active, k + 1] = np.where(tiny[:, None], 0.0, W / np.where(tiny, 1.0, beta)[:, None])
+        m = k + 1
+        last = m == m_max
+        if not (last or breakdown[active].any() or (m >= min_steps and (m - min_steps) % check_every == 0)):
+            continue
+        done = []
+        for b in active:
+            if not (last or breakdown[b] or m >= min_steps):
+                continue
+            theta, Y = np.linalg.eig(H[b, :m, :m])
+            Y = Y / np.linalg.norm(Y, axis=0)
+            res = 0.0 if breakdown[b] else np.abs(H[b, m, m - 1] * Y[m - 1])
+            res = np.broadcast_to(res, theta.shape)
+            i1 = int(np.argmin(np.abs(theta - 1)))
+            others = np.delete(np.arange(m), i1)
+            if others.size:
+                i2 = others[int(np.argmax(np.abs(theta[others])))]
+                lam2, r2 = float(abs(theta[i2])), float(res[i2])
+            else:
+                lam2, r2 = 0.0, 0.0
+            # d tau / tau = d|lambda| / (|lambda| |ln |lambda||): the residual allowed for tau_rtol
+            ok = res[i1] < tol and r2 < tau_rtol * lam2 * abs(math.log(lam2)) if 0 < lam2 < 1 else res[i1] < tol
+            if not (ok or last or breakdown[b]):
+                continue
+            x = V[b, :m].T @ Y[:, i1]
+            x = np.real(x / x[:d].sum())  # trace 1 (theta_1 is real: its eigenvector is real)
+            out.x[b], out.lam2[b], out.residual_1[b], out.residual_2[b] = x, lam2, res[i1], r2
+            out.steps[b], out.converged[b] = m, bool(ok or breakdown[b])
+            out.fixed_converged[b] = bool(res[i1] < tol or breakdown[b])
+            done.append(b)
+        active = np.setdiff1d(active, done)
+        if active.size == 0:
+            break
+    return out
+
+
+#: Largest superoperator dimension d^2 for which the batched path computes the full one-period
+#: propagator (d^2 lanes, a dense eigendecomposition) when Arnoldi did not settle: n_fock 20.
+BATCHED_PROPAGATOR_MAX = 1600
+#: Points whose Arnoldi did not settle in max_steps are run again with this many times more steps.
+RETRY_STEPS_FACTOR = 4
+
+
+def _batched_state_group(points: Sequence[dict], *, n_period: int, stationary_tol: float, tol: float,
+                         tau_rtol: float, max_steps: int) -> list:
+    """SteadyState of points sharing (catalyst, n_fock, omega_d), or a SteadyStateError per point.
+
+    Arnoldi first (:func:`batched_arnoldi`), again with RETRY_STEPS_FACTOR x ``max_steps`` for the
+    points where it did not settle; a point where it still did not settle, or whose |lambda_2|
+    is ~1 (a degenerate or undamped fixed point), gets the full one-period propagator
+    (:func:`batched_propagators`, up to BATCHED_PROPAGATOR_MAX): lambda_2 from its spectrum and,
+    unless Arnoldi's fixed point converged with |lambda_2| < 1, the spectral projection of rho(0)
+    on its eigenvalue-1 space (method "batched_propagator")."""
+    from .batched import evolve_expect, propagate
+    from .model import operators
+
+    start = _time.perf_counter()
+    n = len(points)
+    d = _dim(points[0])
+    D = d * d
+    T = drive_period(points[0])
+    ar = batched_arnoldi(points, tol=tol, tau_rtol=tau_rtol, max_steps=max_steps)
+    retry = np.flatnonzero(~ar.converged)
+    if retry.size:  # weakly damped points (|lambda_2| near 1, clustered): a longer Krylov space,
+        # for the few points that need it (still far cheaper than d^2 propagations)
+        again = batched_arnoldi([points[b] for b in retry], tol=tol, tau_rtol=tau_rtol,
+                                max_steps=RETRY_STEPS_FACTOR * max_steps)
+        for name in ("x", "lam2", "residual_1", "residual_2", "steps", "converged", "fixed_converged"):
+            getattr(ar, name)[retry] = getattr(again, name)
+    x = ar.x.copy()
+    lam2 = ar.lam2.copy()
+    n_stat = np.ones(n, dtype=int)
+    method = np.array(["batched"] * n, dtype=object)
+    errors: dict = {}
+    full = np.flatnonzero(~ar.converged | ~(ar.lam2 < 1 - stationary_tol))
+    if full.size and D > BATCHED_PROPAGATOR_MAX:
+        for b in full:
+            errors[b] = SteadyStateError(
+                f"Arnoldi did not settle in {ar.steps[b]} steps (residuals {ar.residual_1[b]:.1e}, "
+                f"{ar.residual_2[b]:.1e}, |lambda_2| {ar.lam2[b]:.6f}) and the propagator would be {D}x{D}")
+    elif full.size:
+        for b, U in zip(full, batched_propagators([points[b] for b in full])):
+            w = np.linalg.eigvals(U)
+            stat = np.abs(w - 1) < stationary_tol
+            rest = np.abs(w[~stat])
+            lam2[b] = float(rest.max()) if rest.size else 0.0
+            n_stat[b] = int(stat.sum())
+            if not (ar.fixed_converged[b] and n_stat[b] == 1):
+                v0 = herm_to_vec(operators(points[b]).rho0[None])[0]
+                xb, _, _ = stationary_projection(U, v0, lambda w: np.abs(w - 1) < stationary_tol)
+                x[b] = np.real(xb / xb[:d].sum())
+            method[b] = "batched_propagator"
+    rho = vec_to_herm(x, d)  # Hermitian by construction (real coordinates)
+    t_out = np.linspace(0.0, T, n_period + 1)
+    lanes = evolve_expect(points, rho, t_out)
+    after = propagate(points, rho, T)
+    wall = (_time.perf_counter() - start) / n
+    results = []
+    for b, (p, lr) in enumerate(zip(points, lanes)):
+        if b in errors:
+            results.append(errors[b])
+            continue
+        if lr.status != 0:
+            results.append(SteadyStateError(f"the period's integration failed (status {lr.status})"))
+            continue
+        t = t_out[:-1]
+        data = observables_from_expect(p, t, {k: v[:-1] for k, v in lr.expect.items()})
+        sanity = {
+            "trace_error_max": float(np.max(np.abs(data["trace"] - 1))),
+            "min_eigenvalue": float(np.min(np.linalg.eigvalsh(rho[b]))),
+            "hermiticity_error": 0.0,
+            "fixed_point_residual": float(np.max(np.abs(after[b] - rho[b]))),
+            "ritz_residual_fixed_point": float(ar.residual_1[b]),
+            "ritz_residual_lambda_2": float(ar.residual_2[b]),
+        }
+        results.append(SteadyState(
+            params=p, method=str(method[b]), period=T, rho=qutip.Qobj(rho[b], dims=_dims(p)), time=t, data=data,
+            mean=_period_means(data), relaxation_time=_relax(float(lam2[b]), T, stationary_tol),
+            n_stationary=int(n_stat[b]), sanity=sanity, wall_time=wall, periods=int(ar.steps[b])))
+    return results
+
+
+def _dims(p: dict) -> list:
+    return [[2, p["n_fock"]], [2, p["n_fock"]]] if p["catalyst"] else [[2], [2]]
+
+
+def batched_steady_states(points: Sequence[dict], *, n_period: int = 128, stationary_tol: float = 1e-6,
+                          tol: float = 1e-8, tau_rtol: float = 1e-5, max_steps: int = 60,
+                          fallback: str = "arnoldi", workers: int = 1,
+                          progress: Callable[[str], None] | None = None) -> list[SteadyState]:
+    """The steady states of many validated points with :func:`batched_arnoldi` (module docstring).
+
+    Points are grouped by (catalyst, n_fock, omega_d) and each group is one batched Arnoldi
+    iteration (one batched propagation per step for all its points), then one batched integration
+    of the period with ``n_period`` outputs for the observables. Points whose Arnoldi did not
+    settle (after a retry with more steps) and points with |lambda_2| ~ 1 (degenerate or
+    undamped) get the batched full propagator (method "batched_propagator"; up to d^2 =
+    BATCHED_PROPAGATOR_MAX), time-independent points and larger failed ones :func:`steady_state`
+    with method ``fallback`` (QuTiP). Returns one SteadyState per point, in order; raises
+    SteadyStateError (naming the point) if a fallback fails too. ``tol``, ``tau_rtol``,
+    ``max_steps``: :func:`batched_arnoldi`.
+
+    ``workers`` > 1: the points are split into that many parts, each computed in its own process
+    (a point's result does not depend on its batch, so the split changes nothing but the time).
+    """
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ParameterError(f"workers: expected an integer >= 1, got {workers!r}")
+    options = dict(n_period=n_period, stationary_tol=stationary_tol, tol=tol, tau_rtol=tau_rtol,
+                   max_steps=max_steps, fallback=fallback)
+    if workers > 1 and len(points) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        parts = [list(points[k::workers]) for k in range(min(workers, len(points)))]
+        # fork, not spawn: a spawned child re-runs the parent's main script, and a Snakemake
+        # script job has no __main__ guard (it would compute the map again)
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context(method)) as pool:
+            done = list(pool.map(_states_part, parts, [options] * len(parts)))
+        out: list = [None] * len(points)
+        for k, states in enumerate(done):
+            out[k::workers] = states
+        if progress:
+            progress(f"batched steady states: {len(points)} points in {len(parts)} processes")
+        return out
+    out = [None] * len(points)
+    groups: dict = {}
+    for i, p in enumerate(points):
+        if is_time_independent(p):
+            out[i] = steady_state(p, method=fallback, n_period=n_period, stationary_tol=stationary_tol)
+            continue
+        key = (p["catalyst"], p["n_fock"] if p["catalyst"] else 0, p["omega_d"])
+        groups.setdefault(key, []).append(i)
+    for key, idx in groups.items():
+        t0 = _time.perf_counter()
+        res = _batched_state_group([points[i] for i in idx], n_period=n_period, stationary_tol=stationary_tol,
+                                   tol=tol, tau_rtol=tau_rtol, max_steps=max_steps)
+        n_fallback = 0
+        n_full = sum(1 for r in res if getattr(r, "method", "") == "batched_propagator")
+        for i, r in zip(idx, res):
+            if isinstance(r, Exception):
+                n_fallback += 1
+                if progress:
+                    progress(f"{r} at point {_describe(points[i])}: method {fallback}")
+                out[i] = steady_state(points[i], method=fallback, n_period=n_period, stationary_tol=stationary_tol)
+            else:
+                out[i] = r
+        if progress:
+            progress(f"batched steady states (catalyst={key[0]}, n_fock={key[1]}, omega_d={key[2]}): "
+                     f"{len(idx)} points in {_time.perf_counter() - t0:.1f} s, {n_full} by the full propagator, "
+                     f"{n_fallback} handed to {fallback}")
+    return out
+
+
+
+def _states_part(points: list, options: dict) -> list:
+    """One worker process's share of :func:`batched_steady_states` (its messages to stderr)."""
+    return batched_steady_states(points, **options, progress=_stderr)
+
+
 # ----------------------------------------------------------------------------- trajectories
 
 
@@ -416,16 +773,26 @@ MAP_VARIABLES = {
     "ergotropy_min": ("1", "minimum over the period of the asymptotic qubit ergotropy"),
     "ergotropy_max": ("1", "maximum over the period of the asymptotic qubit ergotropy"),
     "relaxation_time": ("1", "slowest transient decay time -T/ln|lambda_2| (inf: some mode never decays)"),
+    "relaxation_time_propagator": ("1", "relaxation time from the full one-period propagator's spectrum "
+                                        "(validation cells only, NaN elsewhere)"),
     "n_stationary": ("1", "dimension of the stationary space (1: limit independent of the initial state)"),
+    "n_fock": ("1", "photon cutoff of the cell (the catalyzed case's; the baseline has no oscillator)"),
+    "krylov_dimension": ("1", "Arnoldi steps (one-period propagations) of the batched method; 0 for the others"),
     "sanity_min_eigenvalue": ("1", "smallest eigenvalue of the asymptotic state (>= 0 up to round-off)"),
     "sanity_fixed_point_residual": ("1", "max |rho(T) - rho(0)| of the periodic state (or max |L rho|)"),
     "sanity_trace_error_max": ("1", "max |Tr rho - 1| over the period"),
-    "wall_time": ("s", "wall-clock time of the steady-state computation"),
+    "wall_time": ("s", "wall-clock time of the steady-state computation (a batched point: its share)"),
 }
 
+#: Where the batched relaxation time is checked against the full propagator (steady_map).
+VALIDATION = ("corners", "slowest")
 
-def _map_points(base: dict, axes: dict, cases: Sequence[str]):
-    """Validated parameter sets of every (axis values..., case), before any work."""
+
+def _map_points(base: dict, axes: dict, cases: Sequence[str], n_fock=None):
+    """Validated parameter sets of every (axis values..., case), before any work.
+
+    ``n_fock``: None (the base's), an int, or an integer array of shape (*axes lengths, len(cases))
+    or (*axes lengths) with each cell's cutoff (e.g. a sweep's per-point ``n_fock``)."""
     if not isinstance(axes, dict) or not axes:
         raise ParameterError("axes: expected a mapping of parameter names to lists of values")
     for name, values in axes.items():
@@ -433,53 +800,130 @@ def _map_points(base: dict, axes: dict, cases: Sequence[str]):
             raise ParameterError(f"{name}: unknown parameter (known: {', '.join(PARAMETERS)})")
         if name == "catalyst":
             raise ParameterError("catalyst: not an axis; the map always has a case dimension")
+        if name == "n_fock" and n_fock is not None:
+            raise ParameterError("n_fock: an axis of the map and a per-cell cutoff at once")
         if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
             raise ParameterError(f"{name}: expected a non-empty list of values, got {values!r}")
     for case in cases:
         if case not in CASES:
             raise ParameterError(f"cases: unknown case {case!r} (known: {', '.join(CASES)})")
-    base = validate({k: v for k, v in base.items() if k != "catalyst"})
+    shape = tuple(len(v) for v in axes.values())
+    cells = None
+    base = {k: v for k, v in base.items() if k != "catalyst"}
+    if n_fock is not None and not isinstance(n_fock, (int, np.integer)):
+        cells = np.asarray(n_fock)
+        if cells.shape == shape:
+            cells = np.repeat(cells[..., None], len(cases), axis=-1)
+        if cells.shape != shape + (len(cases),):
+            raise ParameterError(f"n_fock: per-cell cutoffs must have shape {shape} or {shape + (len(cases),)}, "
+                                 f"got {cells.shape}")
+        # the baseline has no oscillator: its cutoff is not used (a sweep may hold NaN there)
+        catalyzed = cells[..., [c == "catalyzed" for c in cases]].astype(float)
+        if not np.all(np.isfinite(catalyzed)) or np.any(catalyzed != np.round(catalyzed)) or np.any(catalyzed < 2):
+            raise ParameterError("n_fock: per-cell cutoffs must be integers >= 2")
+        fill = int(catalyzed.flat[0]) if catalyzed.size else 2
+        cells = np.where(np.isfinite(cells.astype(float)), cells, fill).astype(int)
+        cells[..., [c == "baseline" for c in cases]] = fill
+        base["n_fock"] = fill  # a placeholder for validation (e.g. base n_fock 'auto')
+    elif n_fock is not None:
+        base["n_fock"] = int(n_fock)
+    base = validate(base)
     points = {}
     for combo in itertools.product(*(range(len(v)) for v in axes.values())):
         over = {name: axes[name][i] for name, i in zip(axes, combo)}
-        for case in cases:
+        for c, case in enumerate(cases):
+            if cells is not None:
+                over["n_fock"] = int(cells[combo + (c,)])
             points[combo, case] = validate({**base, **over, "catalyst": case == "catalyzed"})
     return base, points
 
 
-def steady_map(base_params: dict, axes: dict, *, cases: Sequence[str] = CASES, method: str = "auto",
-               n_period: int = 128, progress: Callable[[str], None] | None = _stderr, **options):
+def _validation_points(points: dict, results: dict, axes: dict, cases: Sequence[str], which: Sequence[str]):
+    """The cells whose batched relaxation time is checked against the full propagator: the corners
+    of the map and the slowest cell, for each case (points computed by the batched method only)."""
+    chosen = []
+    shape = [len(v) for v in axes.values()]
+    for case in cases:
+        keys = [key for (combo, cs), key in points.items() if cs == case]
+        combos = [combo for (combo, cs) in points if cs == case]
+        if "corners" in which:
+            for corner in itertools.product(*[sorted({0, n - 1}) for n in shape]):
+                chosen.append(keys[combos.index(corner)])
+        if "slowest" in which:
+            finite = [k for k in keys if math.isfinite(results[k].relaxation_time)]
+            if finite:
+                chosen.append(max(finite, key=lambda k: results[k].relaxation_time))
+    return [k for k in dict.fromkeys(chosen) if results[k].method == "batched"]
+
+
+def steady_map(base_params: dict, axes: dict, *, cases: Sequence[str] = CASES, method: str = "batched",
+               n_period: int = 128, progress: Callable[[str], None] | None = _stderr, n_fock=None,
+               validation: Sequence[str] = VALIDATION, **options):
     """Period-averaged asymptotic observables over a parameter grid: an xarray Dataset.
 
     ``base_params``: the parameters that are not swept; ``axes``: name -> list of values (dims in
-    this order, then ``case`` = catalyzed / baseline). Variables (dims (*axes, case)): the period
-    average of every observable of :data:`OBSERVABLES` (energy_cat NaN for the baseline),
-    ``ergotropy_min``/``ergotropy_max`` over the period, ``relaxation_time``, ``n_stationary``, the
-    sanity numbers and ``wall_time``. Every point is validated before the first computation; identical
-    points (e.g. the baseline of every g) are computed once. ``options`` go to :func:`steady_state`.
+    this order, then ``case`` = catalyzed / baseline). ``n_fock``: the cutoff of every cell, from
+    ``base_params`` (None), one int, or per cell (an integer array over the axes, optionally also
+    over the cases, e.g. a sweep dataset's ``n_fock`` variable). ``method``: "batched" (every cell
+    at once, :func:`batched_steady_states`) or one of the per-point QuTiP methods of
+    :func:`steady_state`. ``validation``: where the batched relaxation time is recomputed from the
+    full one-period propagator (:func:`batched_propagators`): "corners" and/or "slowest" (of each
+    case), stored in ``relaxation_time_propagator``.
+
+    Variables (dims (*axes, case)): the period average of every observable of :data:`OBSERVABLES`
+    (energy_cat NaN for the baseline), ``ergotropy_min``/``ergotropy_max`` over the period, and
+    :data:`MAP_VARIABLES`. Every point is validated before the first computation; identical points
+    (e.g. the baseline of every g) are computed once. ``options`` go to the method.
     """
     import xarray as xr
 
     from . import __version__
     from .io import CONVENTIONS, VARIABLES
 
-    base, points = _map_points(dict(base_params), dict(axes), tuple(cases))
     if method not in METHODS:
         raise ParameterError(f"method: steady-state method must be one of {', '.join(METHODS)}, got {method!r}")
+    bad = [v for v in validation if v not in VALIDATION]
+    if isinstance(validation, str) or bad:
+        raise ParameterError(f"validation: expected a list of {', '.join(VALIDATION)}, got {validation!r}")
+    base, points = _map_points(dict(base_params), dict(axes), tuple(cases), n_fock)
+    per_cell = n_fock is not None and not isinstance(n_fock, (int, np.integer))
     shape = tuple(len(v) for v in axes.values()) + (len(cases),)
     names = list(OBSERVABLES) + list(MAP_VARIABLES)
     out = {k: np.full(shape, np.nan) for k in names}
-    cache: dict[str, SteadyState] = {}
+    unique = {}
+    for p in points.values():
+        unique.setdefault(point_id(p), p)
     start = _time.perf_counter()
-    for n, ((combo, case), p) in enumerate(points.items(), 1):
-        key = point_id(p)
-        if key not in cache:
+    if method == "batched":
+        states = batched_steady_states(list(unique.values()), n_period=n_period, progress=progress, **options)
+        cache = dict(zip(unique, states))
+    else:
+        cache = {}
+        for n, (key, p) in enumerate(unique.items(), 1):
             cache[key] = steady_state(p, method=method, n_period=n_period, **options)
             if progress:
                 where = ", ".join(f"{a}={p[a]}" for a in axes)
-                progress(f"steady point {n}/{len(points)} ({where}, {case}): "
+                progress(f"steady point {n}/{len(unique)} ({where}, catalyst={p['catalyst']}): "
                          f"{cache[key].wall_time:.2f} s, {cache[key].method}")
-        s = cache[key]
+    keys = {cell: point_id(p) for cell, p in points.items()}
+    # cells computed from the full propagator carry its relaxation time already
+    checked = {k: s.relaxation_time for k, s in cache.items() if s.method == "batched_propagator"}
+    if method == "batched" and validation:
+        todo = _validation_points(keys, cache, axes, cases, validation)
+        t0 = _time.perf_counter()
+        groups: dict = {}
+        for k in todo:
+            p = unique[k]
+            groups.setdefault((p["catalyst"], p["n_fock"] if p["catalyst"] else 0, p["omega_d"]), []).append(k)
+        for group in groups.values():
+            for k, U in zip(group, batched_propagators([unique[k] for k in group])):
+                checked[k] = propagator_spectrum(U, drive_period(unique[k]))[0]
+        if progress and checked:
+            dev = max(abs(cache[k].relaxation_time / checked[k] - 1) for k in checked)
+            progress(f"relaxation time checked against the full propagator at {len(checked)} points in "
+                     f"{_time.perf_counter() - t0:.1f} s: largest relative deviation {dev:.1e}")
+    for (combo, case), p in points.items():
+        s = cache[keys[combo, case]]
         idx = combo + (list(cases).index(case),)
         for k in OBSERVABLES:
             if k in s.mean:
@@ -487,7 +931,10 @@ def steady_map(base_params: dict, axes: dict, *, cases: Sequence[str] = CASES, m
         out["ergotropy_min"][idx] = s.mean["ergotropy_min"]
         out["ergotropy_max"][idx] = s.mean["ergotropy_max"]
         out["relaxation_time"][idx] = s.relaxation_time
+        out["relaxation_time_propagator"][idx] = checked.get(keys[combo, case], math.nan)
         out["n_stationary"][idx] = s.n_stationary
+        out["n_fock"][idx] = p["n_fock"] if p["catalyst"] else math.nan
+        out["krylov_dimension"][idx] = s.periods if s.method == "batched" else 0
         out["sanity_min_eigenvalue"][idx] = s.sanity["min_eigenvalue"]
         out["sanity_fixed_point_residual"][idx] = s.sanity["fixed_point_residual"]
         out["sanity_trace_error_max"][idx] = s.sanity["trace_error_max"]
@@ -505,14 +952,18 @@ def steady_map(base_params: dict, axes: dict, *, cases: Sequence[str] = CASES, m
     for name in axes:
         ds[name].attrs.update(long_name=PARAMETERS[name].description, units="1")
     ds["case"].attrs.update(long_name="catalyzed (qubit + oscillator) or uncatalyzed baseline (qubit alone)")
-    attrs = {k: v for k, v in base.items() if k not in axes and k != "catalyst"}
+    attrs = {k: v for k, v in base.items() if k not in axes and k != "catalyst" and not (per_cell and k == "n_fock")}
     attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in attrs.items()}
     attrs.update(CONVENTIONS)
+    finite = {k: v for k, v in checked.items() if math.isfinite(v) and math.isfinite(cache[k].relaxation_time)}
     attrs.update(
         product="steady_map",
         sweep_axes=" ".join(axes),
         steady_method=method,
         n_period=n_period,
+        relaxation_time_validation=" ".join(validation) if method == "batched" else "none",
+        relaxation_time_max_relative_deviation=max(
+            (abs(cache[k].relaxation_time / v - 1) for k, v in finite.items()), default=math.nan),
         quantity="period averages over one drive period of the asymptotic periodic state "
                  "(fixed point of the one-period propagator); no transient integration",
         title="qbcat steady-state map",

@@ -286,6 +286,13 @@ rule convergence_gate:
 
 
 rule steady_map:
+    input:
+        # per-cell cutoffs (n_fock: auto) come from the sweep dataset's n_fock variable
+        sweep=lambda wildcards: (
+            f"results/sweeps/{PLAN.steady_maps[wildcards.name]['sweep']}.nc"
+            if PLAN.steady_maps[wildcards.name]["n_fock_from_sweep"]
+            else []
+        ),
     output:
         dataset="results/analysis/steady_{name}.nc",
     log:
@@ -294,6 +301,8 @@ rule steady_map:
         name="|".join(PLAN.steady_maps) or "(?!)",
     conda:
         "../../envs/qbcat.yaml"
+    # method batched: the map's cells split over this many processes
+    threads: config["steady"]["threads"]
     params:
         name=lambda wildcards: wildcards.name,
         base=lambda wildcards: PLAN.steady_maps[wildcards.name]["base"],
@@ -301,6 +310,7 @@ rule steady_map:
         options={
             "method": config["steady"]["method"],
             "n_period": config["steady"]["n_period"],
+            "validation": config["steady"]["validation"],
         },
         share=SHARE_METADATA,
         version=QBCAT_VERSION,
