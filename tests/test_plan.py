@@ -241,7 +241,7 @@ def test_the_repository_config_plans_and_its_claims_thresholds_pass():
     assert config["steady"]["maps"] == "all"
     assert set(p.steady_maps) == set(p.map_sweeps) == {"g_omega_c_map", "kappa_1_gamma_D_map"}
     for name, spec in p.steady_maps.items():
-        assert spec["sweep"] == name and not spec["n_fock_from_sweep"]
+        assert spec["sweep"] == name and spec["n_fock_from_sweep"]  # the study runs n_fock: auto
         assert [len(v) for v in spec["axes"].values()] == [len(a.values) for a in load_config(
             copy.deepcopy(config), SCHEMA).sweeps[name].axes]
 
