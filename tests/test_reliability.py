@@ -524,14 +524,17 @@ def test_only_stale_temporaries_are_removed(tmp_path):
 
 def test_sanity_violations_name_each_broken_bound():
     healthy = {"trace_error_max": 1e-15, "min_eigenvalue_qb": 0.0, "first_law_residual": 1e-5,
-               "first_law_residual_rel": 5e-5}
+               "first_law_residual_rel": 5e-5, "heat_channel_residual": 1e-17}
     assert qio.sanity_violations(healthy) == []
     assert qio.sanity_attrs(healthy) == {
         "sanity_ok": 1, "sanity_violations": "none",
-        "sanity_bounds": "trace_error_max <= 1e-06, min_eigenvalue_qb >= -1e-08, first_law_residual_rel <= 0.001"}
-    sick = {**healthy, "trace_error_max": 2e-6, "min_eigenvalue_qb": -1e-3, "first_law_residual_rel": np.nan}
+        "sanity_bounds": "trace_error_max <= 1e-06, min_eigenvalue_qb >= -1e-08, first_law_residual_rel <= 0.001, "
+        "heat_channel_residual <= 1e-09"}
+    sick = {**healthy, "trace_error_max": 2e-6, "min_eigenvalue_qb": -1e-3, "first_law_residual_rel": np.nan,
+            "heat_channel_residual": 1e-3}
     assert qio.sanity_violations(sick) == [
-        "trace_error_max 2e-06 > 1e-06", "min_eigenvalue_qb -0.001 < -1e-08", "first_law_residual_rel is nan"]
+        "trace_error_max 2e-06 > 1e-06", "min_eigenvalue_qb -0.001 < -1e-08", "first_law_residual_rel is nan",
+        "heat_channel_residual 0.001 > 1e-09"]
     assert qio.sanity_violations(healthy, {"first_law_residual_rel": 1e-6}) == [
         "first_law_residual_rel 5e-05 > 1e-06"]
 

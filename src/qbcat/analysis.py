@@ -640,11 +640,6 @@ def open_sweeps(paths: Iterable[str | os.PathLike],
     return out
 
 
-def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and os.replace."""
-    return write_text(text, path)
-
-
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a table as CSV atomically (full float precision, no index)."""
-    return atomic_write_text(df.to_csv(index=False, float_format="%.10g"), path)
+    return write_text(df.to_csv(index=False, float_format="%.10g"), path)

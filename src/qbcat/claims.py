@@ -37,6 +37,7 @@ import xarray as xr
 
 from . import __version__, analysis
 from .analysis import BASELINE, CASE, CATALYZED, TIME
+from .atomic import write_text
 
 HOLDS = "HOLDS"
 PARTLY = "PARTLY"
@@ -842,4 +843,4 @@ def claims_report(
 
 def write_report(text: str, path: str | os.PathLike) -> Path:
     """Write the page atomically."""
-    return analysis.atomic_write_text(text, path)
+    return write_text(text, path)

@@ -97,7 +97,8 @@ def _require(config: Mapping, key: str) -> Any:
 
 
 #: Bounds on the sanity numbers (qbcat.io.SANITY_BOUNDS): names and the sign each must have.
-SANITY_SIGNS = {"trace_error_max": ">= 0", "min_eigenvalue_qb": "<= 0", "first_law_residual_rel": ">= 0"}
+SANITY_SIGNS = {"trace_error_max": ">= 0", "min_eigenvalue_qb": "<= 0", "first_law_residual_rel": ">= 0",
+                "heat_channel_residual": ">= 0"}
 
 
 def _sanity_bounds(raw: Mapping) -> dict:

@@ -119,6 +119,9 @@ SANITY_BOUNDS = {
     "trace_error_max": ("max", 1e-6),
     "min_eigenvalue_qb": ("min", -1e-8),
     "first_law_residual_rel": ("max", 1e-3),
+    # round-off only (the two channels come from other operators than J): 8e-17 at most over
+    # the default study (2026-12-03); a broken bound means a wrong channel operator
+    "heat_channel_residual": ("max", 1e-9),
 }
 DEFAULT_SANITY_BOUNDS = {name: default for name, (_, default) in SANITY_BOUNDS.items()}
 
