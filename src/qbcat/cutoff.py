@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -92,11 +92,6 @@ def certify(run: Trajectory, reference: Trajectory) -> Certificate:
     return Certificate(run.params["n_fock"], reference.params["n_fock"], deviation, run.top_population)
 
 
-def thresholds_text(p: dict) -> str:
-    """'cutoff_tolerance 0.001, cutoff_top_tolerance 0.001' (a point's thresholds, for logs)."""
-    return f"cutoff_tolerance {p['cutoff_tolerance']:g}, cutoff_top_tolerance {p['cutoff_top_tolerance']:g}"
-
-
 @dataclass
 class _Search:
     """One catalyzed point on its way up the ladder."""
@@ -104,7 +99,7 @@ class _Search:
     params: dict
     rungs: list
     k: int = 0
-    runs: dict = None  # n_fock -> Trajectory | SimulationError (the rungs still needed)
+    runs: dict = field(default_factory=dict)  # n_fock -> Trajectory | SimulationError (rungs still needed)
     spent: float = 0.0  # solver seconds of every run so far
 
     @property
@@ -134,7 +129,7 @@ def simulate_certified(params_list: Sequence[dict], chunk: int = CHUNK
     catalyzed = [i for i, p in enumerate(ps) if p["catalyst"]]
     for start in range(0, len(catalyzed), chunk):
         part = catalyzed[start:start + chunk]
-        yield from _certify_chunk({i: _Search(ps[i], ladder(ps[i]), runs={}) for i in part})
+        yield from _certify_chunk({i: _Search(ps[i], ladder(ps[i])) for i in part})
 
 
 def _certify_chunk(open_: dict) -> Iterator[tuple[int, Trajectory | SimulationError]]:
