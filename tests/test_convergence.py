@@ -192,3 +192,25 @@ def test_figure_is_written(tmp_path):
     assert plots.layout_problems(fig) == []
     assert {ax.yaxis.label.get_fontfamily()[0] for ax in fig.axes} == {plots.STYLE["font.family"]}
     assert write_summary(table, tmp_path / "summary.txt").read_text().startswith("convergence checks: PASS")
+
+
+def _one_row_table(deviation: float) -> pd.DataFrame:
+    row = {name: np.nan for name in cv.COLUMNS}
+    row.update(check="cutoff", setting="n_fock=4", observable="ergotropy", max_deviation=deviation, threshold=1e-3,
+               passed=deviation <= 1e-3, required=True, reference="n_fock=8", n_fock=4, method="", note="")
+    return cv._table([row])
+
+
+def test_the_study_table_puts_failures_first_and_the_gate_fails_only_when_asked(tmp_path):
+    points = {"a": {"label": "base", "params": {"g": 0.2}}, "b": {"label": "corner", "params": {"g": 0.4}}}
+    path = tmp_path / "b.csv"
+    cv.write_table(_one_row_table(1e-2), path)  # a per-point table survives its CSV
+    combined, details = cv.combine({"a": _one_row_table(1e-4), "b": cv.read_table(path)}, points)
+    assert list(combined["verdict"]) == ["FAIL", "PASS"] and combined.iloc[0]["label"] == "corner"
+    assert combined.iloc[1]["margin"] == pytest.approx(10) and combined.iloc[0]["g"] == 0.4
+    assert len(details) == 2 and set(details["label"]) == {"base", "corner"}
+    text = cv.gate(combined, fail_on_error=False)
+    assert text.startswith("FAIL: 1 of 2") and "FAIL corner [cutoff]" in text
+    with pytest.raises(cv.ConvergenceError, match="FAILED for 1 of 2"):
+        cv.gate(combined, fail_on_error=True)
+    assert cv.gate(combined[combined["verdict"] == "PASS"], True).startswith("PASS: all 1")

@@ -583,3 +583,67 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_output(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return path
+
+
+# ----------------------------------------------------------------------------- the checks of a study
+
+#: Parameters shown in the combined table (every parameter of a point is in the details).
+TABLE_PARAMETERS = ("omega_a", "omega_c", "g", "Omega", "omega_d", "kappa_1", "gamma_D", "n_fock", "t_max", "n_t",
+                    "method", "rtol", "atol")
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A per-point table written by :func:`write_table`, read back with its column types."""
+    text = {name: str for name in ("setting", "observable", "reference", "method", "note")}
+    table = pd.read_csv(path, dtype=text)
+    for column in ("method", "note"):
+        table[column] = table[column].fillna("")
+    return table.astype({"passed": bool, "required": bool})
+
+
+def combine(tables: dict, points: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The study's pass/fail table (one row per point and check, failures first) and every row
+    of every point (with point_id and label).
+
+    ``tables``: point_id -> per-point table (DataFrame); ``points``: point_id -> {"label",
+    "params"}. The margin is threshold / worst deviation of the check's required rows (< 1: FAIL).
+    """
+    rows, details = [], []
+    for pid, table in tables.items():
+        label, params = points[pid]["label"], points[pid]["params"]
+        details.append(table.assign(point_id=pid, label=label))
+        for v in verdicts(table).to_dict("records"):
+            smallest = smallest_passing_in_table(table) if v["check"] == "cutoff" else None
+            margin = v["worst_threshold"] / v["worst_deviation"] if v["worst_deviation"] > 0 else float("inf")
+            rows.append({
+                "verdict": "PASS" if v["passed"] else "FAIL", "label": label, "point_id": pid,
+                "check": v["check"], "failed_rows": v["n_failed"], "required_rows": v["n_required"],
+                "worst_setting": v["worst_setting"], "worst_observable": v["worst_observable"],
+                "worst_deviation": v["worst_deviation"], "threshold": v["worst_threshold"],
+                "margin": margin if v["worst_deviation"] == v["worst_deviation"] else float("nan"),
+                "smallest_passing_n_fock": smallest if smallest is not None else "",
+                **{name: params.get(name) for name in TABLE_PARAMETERS},
+            })
+    out = pd.DataFrame(rows)
+    if out.empty:
+        raise ValueError("no convergence table to combine")
+    out = out.sort_values(["verdict", "label", "check"], key=lambda c: c.map({"FAIL": 0, "PASS": 1})
+                          if c.name == "verdict" else c, kind="stable")
+    return out, pd.concat(details, ignore_index=True)
+
+
+def gate(table: pd.DataFrame, fail_on_error: bool) -> str:
+    """The verdict text of a combined table (:func:`combine`): a head line, then one line per
+    failing check; raises ConvergenceError naming them when one failed and ``fail_on_error``."""
+    failed = table[table["verdict"] == "FAIL"]
+    lines = [f"FAIL {r.label} [{r.check}]: {r.worst_setting} {r.worst_observable} max deviation "
+             f"{r.worst_deviation:.3g} > threshold {r.threshold:.3g} (point {r.point_id})"
+             for r in failed.itertuples()]
+    if lines and fail_on_error:
+        raise ConvergenceError(f"convergence check FAILED for {len(lines)} of {len(table)} checks "
+                               "(convergence.fail_on_error is true; see results/analysis/convergence.csv):\n"
+                               + "\n".join(lines))
+    head = (f"FAIL: {len(lines)} of {len(table)} convergence checks failed (fail_on_error is false)" if lines
+            else f"PASS: all {len(table)} convergence checks at {table['point_id'].nunique()} points passed")
+    return "\n".join([head, *lines]) + "\n"
+

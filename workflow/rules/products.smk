@@ -188,7 +188,7 @@ rule convergence_point:
         options=lambda wildcards: PLAN.convergence_points[wildcards.point_id]["options"],
         version=QBCAT_VERSION,
     script:
-        "../../scripts/convergence_check.py"
+        "../../scripts/convergence_point.py"
 
 
 rule convergence_point_figure:
@@ -208,11 +208,10 @@ rule convergence_point_figure:
     conda:
         "../../envs/qbcat.yaml"
     params:
-        step="point_figure",
         dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
-        "../../scripts/convergence_check.py"
+        "../../scripts/convergence_point_figure.py"
 
 
 rule convergence_summary:
@@ -232,7 +231,6 @@ rule convergence_summary:
     conda:
         "../../envs/qbcat.yaml"
     params:
-        step="summary",
         point_ids=list(PLAN.convergence_points),
         points={
             pid: {"label": e["label"], "params": e["params"]}
@@ -240,7 +238,7 @@ rule convergence_summary:
         },
         version=QBCAT_VERSION,
     script:
-        "../../scripts/convergence_check.py"
+        "../../scripts/convergence_summary.py"
 
 
 rule convergence_figure:
@@ -258,11 +256,10 @@ rule convergence_figure:
     conda:
         "../../envs/qbcat.yaml"
     params:
-        step="figure",
         dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
-        "../../scripts/convergence_check.py"
+        "../../scripts/convergence_figure.py"
 
 
 # Fails the run when a check failed and convergence.fail_on_error is true; the table, figure
@@ -278,11 +275,10 @@ rule convergence_gate:
     conda:
         "../../envs/qbcat.yaml"
     params:
-        step="gate",
         fail_on_error=config["convergence"]["fail_on_error"],
         version=QBCAT_VERSION,
     script:
-        "../../scripts/convergence_check.py"
+        "../../scripts/convergence_gate.py"
 
 
 rule steady_map:
