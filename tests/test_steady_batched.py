@@ -183,30 +183,23 @@ def test_steady_map_rejects_bad_options_before_work(kwargs, message):
         steady_map({}, {"g": [0.1, 0.3]}, progress=None, **kwargs)
 
 
-def test_the_map_script_reads_per_cell_cutoffs_from_a_sweep(tmp_path):
-    """scripts/steady_map.py: a sweep run with n_fock: auto carries n_fock over (*axes, case);
-    the map takes each cell's (a subset of the sweep's grid, in the map's order); a sweep without
-    the variable gives None (the base's cutoff)."""
-    import importlib.util
-
+def test_the_map_reads_per_cell_cutoffs_from_a_sweep():
+    """qbcat.steady.cell_cutoffs (the steady_map rule's): a sweep run with n_fock: auto carries
+    n_fock over (*axes, case); the map takes each cell's (a subset of the sweep's grid, in the
+    map's order); a sweep without the variable gives None (the base's cutoff)."""
     import xarray as xr
 
-    from conftest import REPO
+    from qbcat.steady import cell_cutoffs
 
-    spec = importlib.util.spec_from_file_location("steady_map_script", REPO / "scripts" / "steady_map.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     g, w = [0.0, 0.1, 0.2], [0.8, 1.2]
     n = np.array([[[4, -1], [5, -1]], [[6, -1], [7, -1]], [[8, -1], [9, -1]]], dtype=float)
     sweep = xr.Dataset({"n_fock": (("g", "omega_c", "case"), n), "ergotropy": (("g",), [0.0, 0.0, 0.0])},
                        coords={"g": g, "omega_c": w, "case": ["catalyzed", "baseline"]})
-    sweep.to_netcdf(tmp_path / "sweep.nc")
-    cells = script.cell_cutoffs(str(tmp_path / "sweep.nc"), {"omega_c": [1.2], "g": [0.2, 0.0]})
+    cells = cell_cutoffs(sweep, {"omega_c": [1.2], "g": [0.2, 0.0]})
     assert cells.shape == (1, 2, 2) and cells[0, :, 0].tolist() == [9, 5]
-    sweep.drop_vars("n_fock").to_netcdf(tmp_path / "fixed.nc")
-    assert script.cell_cutoffs(str(tmp_path / "fixed.nc"), {"g": g}) is None
+    assert cell_cutoffs(sweep.drop_vars("n_fock"), {"g": g}) is None
     with pytest.raises(ValueError, match="do not hold the map's"):
-        script.cell_cutoffs(str(tmp_path / "sweep.nc"), {"g": [0.15]})
+        cell_cutoffs(sweep, {"g": [0.15]})
 
 
 def test_workers_split_the_points_and_change_nothing():

@@ -975,3 +975,68 @@ def steady_map(base_params: dict, axes: dict, *, cases: Sequence[str] = CASES, m
     )
     ds.attrs.update(attrs)
     return ds
+
+
+# ---------------------------------------------------------------------------------------------
+# A map against its sweep
+
+#: Observables compared with the trajectories' late-time means (energy_cat: catalyzed case only).
+COMPARED = ("ergotropy", "energy_qb", "heat_current", "energy_cat")
+
+
+def cell_cutoffs(sweep, axes: dict, cases: Sequence[str] = CASES):
+    """Per-cell cutoffs from a sweep dataset's ``n_fock`` variable (dims (*axes, case): a sweep
+    run with n_fock: auto), on the map's axis values and cases; None if it has none."""
+    if "n_fock" not in sweep.data_vars:
+        return None
+    da = sweep["n_fock"].sel({a: list(v) for a, v in axes.items()}, method="nearest")
+    for a, values in axes.items():
+        if not np.allclose(da[a].values.astype(float), np.asarray(values, dtype=float), rtol=1e-9, atol=0):
+            raise ValueError(f"the sweep's {a} values do not hold the map's {list(values)}")
+    if "case" in da.dims:
+        return da.sel(case=list(cases)).transpose(*axes, "case").values
+    return da.transpose(*axes).values
+
+
+def compare_with_trajectories(steady, sweep, late_periods: int = 10):
+    """Steady period average vs the trajectory's late-time mean, one row per cell, case and
+    observable (a DataFrame). The late-time mean is :func:`late_time_mean` over the last n whole
+    drive periods, n = min(late_periods, periods in the run); ``t_max_over_relaxation_time``
+    says how far the trajectory had relaxed (exp(-t_max / tau) is what is left of the transient).
+    """
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    axes = steady.attrs["sweep_axes"].split()
+    missing = [a for a in axes if a not in sweep.coords]
+    if missing:
+        raise ValueError(f"the sweep has no axis {missing[0]!r}; the steady map's axes are {axes}")
+    rows = []
+    for index in itertools.product(*(range(steady.sizes[a]) for a in axes)):
+        cell = {a: steady[a].values[i] for a, i in zip(axes, index)}
+        for case in steady["case"].values:
+            traj = sweep.sel(cell, method="nearest").sel(case=case)
+            for a in axes:
+                if not np.isclose(float(traj[a]), float(cell[a]), rtol=1e-9, atol=0):
+                    raise ValueError(f"no {a} = {cell[a]} in the sweep")
+            omega_d = float(traj["omega_d"]) if "omega_d" in traj.coords else float(sweep.attrs["omega_d"])
+            t = traj["time"].values
+            period = 2 * math.pi / omega_d if omega_d > 0 else float("nan")
+            n = min(int(late_periods), int((t[-1] - t[0]) / period)) if period == period else 0
+            names = [k for k in COMPARED if k in sweep and not (k == "energy_cat" and case == "baseline")]
+            late = {}
+            if n >= 1:
+                data = {k: traj[k].values for k in names}
+                late = late_time_mean(SimpleNamespace(time=t, data=data, params={}), n_periods=n,
+                                      names=names, period=period)
+            tau = float(steady["relaxation_time"].sel(cell).sel(case=case))
+            for k in names:
+                s = float(steady[k].sel(cell).sel(case=case))
+                m = late.get(k, float("nan"))
+                rows.append({**{a: float(v) for a, v in cell.items()}, "case": str(case), "observable": k,
+                             "steady_period_mean": s, "trajectory_late_mean": m, "difference": m - s,
+                             "late_periods": n, "window_start": t[-1] - n * period if n else float("nan"),
+                             "relaxation_time": tau, "t_max_over_relaxation_time": t[-1] / tau})
+    return pd.DataFrame(rows)
+

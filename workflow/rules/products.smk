@@ -335,7 +335,7 @@ rule steady_figure:
         dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
-        "../../scripts/steady_map.py"
+        "../../scripts/steady_figure.py"
 
 
 rule steady_compare:
@@ -359,7 +359,7 @@ rule steady_compare:
         late_periods=config["steady"]["late_periods"],
         version=QBCAT_VERSION,
     script:
-        "../../scripts/steady_map.py"
+        "../../scripts/steady_compare.py"
 
 
 rule claims:
