@@ -85,11 +85,11 @@ from .cutoff import resolve
 from .model import Model, build_model
 from .params import PARAMETERS, ParameterError, point_id, validate
 from .solve import expect_operators, observables_from_expect, solver_options
+from .study import CASES
 
 #: Observables of a steady state (energy_cat only for catalyzed points), as in a point dataset.
 OBSERVABLES = ("ergotropy", "energy_qb", "energy_cat", "power", "heat_current", "net_flux",
                "internal_energy", "bloch_x", "bloch_y", "bloch_z")
-CASES = ("catalyzed", "baseline")
 METHODS = ("auto", "batched", "propagator", "krylov", "arnoldi")
 
 #: "auto" uses the full propagator up to this superoperator dimension (d^2), Arnoldi above.
@@ -201,7 +201,7 @@ def _fixed_point_propagator(model: Model, p: dict, T: float, stationary_tol: flo
     x, w, mask = stationary_projection(U, _vec(rho0), lambda w: np.abs(w - 1) < stationary_tol)
     rest = np.abs(w[~mask])
     slowest = rest.max() if rest.size else 0.0
-    relax = math.inf if slowest >= 1 - stationary_tol else (-T / math.log(slowest) if slowest > 0 else 0.0)
+    relax = _relax(slowest, T, stationary_tol)
     rho, herm = _finish_state(_unvec(x), model.rho0.dims)
     return rho, relax, int(mask.sum()), herm
 
@@ -225,7 +225,7 @@ def _fixed_point_arnoldi(model: Model, p: dict, T: float, stationary_tol: float,
     if abs(w[i] - 1) > 1e-4:
         raise SteadyStateError(f"Arnoldi found no eigenvalue 1 of the one-period map (closest {w[i]:.6g})")
     lam2 = abs(w[1 - i])
-    relax = math.inf if lam2 >= 1 - stationary_tol else (-T / math.log(lam2) if lam2 > 0 else 0.0)
+    relax = _relax(lam2, T, stationary_tol)
     rho, herm = _finish_state(vecs[:, i].reshape(d, d), dims)
     return rho, relax, herm, lam2
 
@@ -285,7 +285,7 @@ def _fixed_point_krylov(model: Model, p: dict, T: float, stationary_tol: float, 
     # points to the far dearer dense propagator: benchmarks/README.md, "Steady state").
     others = others[others <= 1 + SPURIOUS_RITZ_MARGIN]
     lam2 = float(others.max()) if others.size else 0.0
-    relax = math.inf if lam2 >= 1 - stationary_tol else (-T / math.log(lam2) if lam2 > 0 else 0.0)
+    relax = _relax(lam2, T, stationary_tol)
     rho, herm = _finish_state(rho, dims)
     return rho, relax, herm, lam2, k
 
@@ -458,6 +458,8 @@ def _dim(p: dict) -> int:
 
 
 def _relax(lam2: float, T: float, stationary_tol: float) -> float:
+    """The relaxation time tau = -T / ln |lambda_2| of the slowest transient mode (inf when it
+    does not decay: |lambda_2| within stationary_tol of 1; 0 when nothing is left to decay)."""
     return math.inf if lam2 >= 1 - stationary_tol else (-T / math.log(lam2) if lam2 > 0 else 0.0)
 
 
