@@ -99,7 +99,7 @@ BAD_CONFIGS = {
 # The other bad configs of the brief (typo gama_D, wrong type, negative rate, n_fock < 2,
 # t_max <= 0, empty sweep, range num < 1, duplicate axis values, unknown swept parameter, unknown
 # method, ...) are checked on load_config, the very call the workflow makes, in
-# tests/test_grid.py; tests/test_workflow.py runs the gama_D typo through snakemake too.
+# tests/test_study.py; tests/test_workflow.py runs the gama_D typo through snakemake too.
 
 
 @pytest.mark.slow
