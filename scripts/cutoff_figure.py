@@ -1,15 +1,6 @@
-"""The photon-cutoff certificate of every catalyzed point of every sweep, in one figure.
+"""Snakemake script (rule cutoff_figure): the photon-cutoff certificate of every catalyzed point
+of every sweep, in one figure. input.sweeps -> output.figure (the PNG alongside), params.dpi."""
 
-Snakemake rule:
-    input:  sweeps=[...]    the study's sweep NetCDF files
-    output: figure="....pdf"  (the PNG with the same stem is written too)
-    params: dpi             PNG resolution
-
-Outside Snakemake:
-    python scripts/cutoff_figure.py SWEEP.nc [SWEEP.nc ...] --figure cutoff.pdf
-"""
-
-import argparse
 import sys
 
 from qbcat import analysis, aggregate, plots
@@ -23,21 +14,6 @@ def main(sweeps, figure, dpi=200):
         print(f"wrote {path}")
 
 
-def _cli(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("sweeps", nargs="+", help="sweep NetCDF files")
-    ap.add_argument("--figure", required=True, help=".pdf; a .png is written alongside")
-    ap.add_argument("--dpi", type=int, default=200, help="PNG resolution")
-    a = ap.parse_args(argv)
-    try:
-        main(a.sweeps, a.figure, a.dpi)
-    except (ValueError, OSError) as exc:  # bad input: one line, no traceback
-        sys.exit(f"{ap.prog}: error: {exc}")
-
-
-if "snakemake" in globals():
-    sm = globals()["snakemake"]
-    sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)
-    main(list(sm.input.sweeps), sm.output.figure, sm.params.dpi)
-elif __name__ == "__main__":
-    _cli()
+sm = snakemake  # noqa: F821
+sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)
+main(list(sm.input.sweeps), sm.output.figure, sm.params.dpi)

@@ -289,11 +289,14 @@ def test_backflow_stats_script_under_snakemake(real_sweep, tmp_path):
     ds, *_ = real_sweep
     sweep = tmp_path / "g.nc"
     ds.to_netcdf(sweep)
-    out = SimpleNamespace(points=str(tmp_path / "p.csv"), correlations=str(tmp_path / "c.csv"),
-                          figure=str(tmp_path / "s.pdf"))
+    out = SimpleNamespace(points=str(tmp_path / "p.csv"), correlations=str(tmp_path / "c.csv"))
     fake = SimpleNamespace(
         input=_Named(sweeps=[str(sweep)]), output=_Named(**vars(out)), params=_Named(t_start=2.0, tolerance=None))
     runpy.run_path(str(SCRIPTS / "backflow_stats.py"), init_globals={"snakemake": fake})
+    fake = SimpleNamespace(input=_Named(points=out.points), output=_Named(figure=str(tmp_path / "s.pdf")),
+                           params=_Named(dpi=60))
+    runpy.run_path(str(SCRIPTS / "backflow_figure.py"), init_globals={"snakemake": fake})
+    assert (tmp_path / "s.png").stat().st_size > 5000
     pts = pd.read_csv(out.points)
     assert len(pts) == 3 and set(pts["g"]) == set(G_REAL)
     corr = pd.read_csv(out.correlations)

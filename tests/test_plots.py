@@ -222,10 +222,12 @@ def test_figure_scripts_under_snakemake(paper_sweeps, tmp_path):
         assert_written([tmp_path / "out" / f"{name}.pdf", tmp_path / "out" / f"{name}.png"])
     map_file = tmp_path / "map.nc"
     map_sweep().to_netcdf(map_file)
-    fake = SimpleNamespace(input=_Named(sweep=str(map_file)),
-                           output=_Named(netcdf=str(tmp_path / "m" / "enh.nc"), figure=str(tmp_path / "m" / "map.pdf")),
+    fake = SimpleNamespace(input=_Named(sweep=str(map_file)), output=_Named(netcdf=str(tmp_path / "m" / "enh.nc")),
                            params=_Named(t_start=2.0))
-    runpy.run_path(str(SCRIPTS / "enhancement_map.py"), init_globals={"snakemake": fake})
+    runpy.run_path(str(SCRIPTS / "enhancement.py"), init_globals={"snakemake": fake})
+    fake = SimpleNamespace(input=_Named(enhancement=str(tmp_path / "m" / "enh.nc")),
+                           output=_Named(figure=str(tmp_path / "m" / "map.pdf")), params=_Named())
+    runpy.run_path(str(SCRIPTS / "enhancement_figure.py"), init_globals={"snakemake": fake})
     import xarray as xr
 
     with xr.open_dataset(tmp_path / "m" / "enh.nc") as enh:
@@ -234,7 +236,7 @@ def test_figure_scripts_under_snakemake(paper_sweeps, tmp_path):
     plt.close("all")
 
 
-@pytest.mark.parametrize("name", ["figure_paper.py", "enhancement_map.py", "backflow_stats.py", "claims_report.py"])
+@pytest.mark.parametrize("name", sorted(p.name for p in SCRIPTS.glob("*.py")))
 def test_scripts_survive_the_snakemake_preamble(name):
     """Snakemake's script: directive prepends its own code, so e.g. a `from __future__` import breaks."""
     text = (SCRIPTS / name).read_text()

@@ -77,7 +77,7 @@ rule enhancement:
         **PLAN.analysis,
         version=QBCAT_VERSION,
     script:
-        "../../scripts/enhancement_map.py"
+        "../../scripts/enhancement.py"
 
 
 rule enhancement_figure:
@@ -101,7 +101,7 @@ rule enhancement_figure:
         dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
-        "../../scripts/enhancement_map.py"
+        "../../scripts/enhancement_figure.py"
 
 
 rule backflow_stats:
@@ -148,7 +148,7 @@ rule backflow_figure:
         dpi=PLOTS["dpi"],
         version=QBCAT_VERSION,
     script:
-        "../../scripts/backflow_stats.py"
+        "../../scripts/backflow_figure.py"
 
 
 rule cutoff_figure:
