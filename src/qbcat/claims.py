@@ -777,8 +777,11 @@ def _sweep_summary(sweeps: Mapping[str, xr.Dataset]) -> str:
     return _md_table(pd.DataFrame(rows))
 
 
-def render_markdown(claims: list[Claim], sweeps: Mapping[str, xr.Dataset], thresholds: Mapping | None = None) -> str:
-    """The claims page: summary table, one section per claim (numbers, criterion, details), thresholds."""
+def render_markdown(claims: list[Claim], sweeps: Mapping[str, xr.Dataset], thresholds: Mapping | None = None,
+                    convergence_table: pd.DataFrame | None = None) -> str:
+    """The claims page: the run's convergence verdicts (when ``convergence_table``, the workflow's
+    combined table, is given: :func:`convergence_section`), summary table, one section per claim
+    (numbers, criterion, details), thresholds."""
     th = check_thresholds(thresholds)
     sweeps = dict(analysis._named(sweeps))
     out = [
@@ -792,6 +795,7 @@ def render_markdown(claims: list[Claim], sweeps: Mapping[str, xr.Dataset], thres
         "Units: energies in hbar*omega_0, times in 1/omega_0, the heat current J in hbar*omega_0^2. "
         "J < 0 is energy backflow into the battery.",
         "",
+        *([convergence_section(convergence_table)] if convergence_table is not None else []),
         "## Summary",
         "",
         "| # | claim | verdict |",
@@ -834,11 +838,61 @@ def claims_report(
     *,
     thresholds: Mapping | None = None,
     convergence=None,
+    convergence_table: pd.DataFrame | None = None,
     **options,
 ) -> str:
     """Evaluate the claims and render the Markdown page (options: t_start, t_end, late_duration, ...)."""
     claims = evaluate_claims(sweeps, thresholds=thresholds, convergence=convergence, **options)
-    return render_markdown(claims, sweeps, thresholds)
+    return render_markdown(claims, sweeps, thresholds, convergence_table)
+
+
+def load_cutoff_summary(path: str | os.PathLike | None) -> pd.DataFrame | None:
+    """Claim 6's cutoff summary from ``path`` (:func:`load_convergence`); a table of several points
+    (a point_id column, e.g. the workflow's convergence_details.csv) keeps only the cutoffs checked
+    at every point, so that each n_fock is judged at the same points (by its worst)."""
+    if not path:
+        return None
+    table = pd.read_csv(path, dtype={"point_id": str}) if str(path).endswith(".csv") else None
+    if table is None or "point_id" not in table.columns:
+        return load_convergence(path)
+    cutoff = table[(table["check"] == "cutoff") & table["n_fock"].notna()]
+    if cutoff.empty:
+        return None
+    common = set.intersection(*(set(g["n_fock"]) for _, g in cutoff.groupby("point_id")))
+    return normalise_convergence(cutoff[cutoff["n_fock"].isin(common)])
+
+
+def convergence_section(table: pd.DataFrame) -> str:
+    """Markdown: the verdict of every convergence check of this run (the workflow's combined table,
+    qbcat.convergence.combine), failures first and loud."""
+    failed = table[table["verdict"] == "FAIL"]
+    n, points = len(table), table["point_id"].nunique()
+    if len(failed):
+        head = [f"## Numerical convergence of this run: **FAIL** ({len(failed)} of {n} checks)", "",
+                f"> **WARNING: {len(failed)} of {n} convergence checks FAILED.** At the points below the "
+                "numbers of this run may be artefacts of the photon cutoff, the solver or the output "
+                "sampling; the verdicts on this page that rest on them are not to be trusted until the "
+                "failing settings are fixed (see results/analysis/convergence.csv).", ""]
+    else:
+        head = [f"## Numerical convergence of this run: **PASS** (all {n} checks at {points} points)", ""]
+    head.append("Each check compares the point's trajectories with a reference run that differs in one "
+                "numerical setting (photon cutoff, solver tolerance and method, output sampling); a check "
+                "passes when every required comparison stays within its threshold (margin = threshold / "
+                "worst deviation, > 1 passes). Claim (6) below judges each cutoff checked at every point by "
+                "its worst point; the last column is the smallest passing cutoff among those checked at the point.")
+    head.append("")
+    smallest = table["smallest_passing_n_fock"] if "smallest_passing_n_fock" in table else ""
+    rows = table.assign(**{"worst deviation": table["worst_deviation"].map(fmt),
+                           "threshold ": table["threshold"].map(fmt),
+                           "margin ": table["margin"].map(lambda m: "inf" if m == float("inf") else fmt(m)),
+                           "verdict ": "**" + table["verdict"] + "**",
+                           "smallest": pd.Series(smallest, index=table.index).map(
+                               lambda n: "" if pd.isna(n) or n == "" else str(int(float(n))))})
+    cols = {"verdict ": "verdict", "label": "point", "check": "check", "worst_setting": "worst setting",
+            "worst_observable": "observable", "worst deviation": "max deviation", "threshold ": "threshold",
+            "margin ": "margin", "n_fock": "n_fock", "smallest": "smallest passing n_fock"}
+    shown = rows[list(cols)].rename(columns=cols).astype(str)
+    return "\n".join(head + [_md_table(shown), "", ""])
 
 
 def write_report(text: str, path: str | os.PathLike) -> Path:
