@@ -10,12 +10,8 @@ Snakemake rule:
             ergotropy_curves="period_mean"   Fig. 2 curves: running mean over one drive period,
                                    "raw", or "both" (mean over the faint raw curve)
             dpi=200                PNG resolution
-
-Outside Snakemake:
-    python scripts/figure_paper.py OMEGA_C.nc G.nc KAPPA_1.nc GAMMA_D.nc --fig2 fig2.pdf --fig3 fig3.pdf
 """
 
-import argparse
 import sys
 
 from qbcat import analysis, plots
@@ -35,24 +31,6 @@ def main(sweeps, fig2, fig3, zoom_t_end=5.0, catalyst_axis="twin", dpi=200, fig3
         print(f"wrote {path}")
 
 
-def _cli(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("sweeps", nargs="+", help="1-D sweep NetCDF files, one per panel")
-    ap.add_argument("--fig2", required=True, help="Fig. 2 output (.pdf; a .png is written alongside)")
-    ap.add_argument("--fig3", required=True, help="Fig. 3 output (.pdf; a .png is written alongside)")
-    ap.add_argument("--zoom-t-end", type=float, default=5.0)
-    ap.add_argument("--fig3-channels", help="Fig. 3 by channel (.pdf; a .png is written alongside)")
-    ap.add_argument("--catalyst-axis", choices=("twin", "same"), default="twin")
-    ap.add_argument("--ergotropy-curves", choices=plots.CURVES, default="period_mean")
-    ap.add_argument("--dpi", type=int, default=200, help="PNG resolution")
-    a = ap.parse_args(argv)
-    try:
-        main(a.sweeps, a.fig2, a.fig3, zoom_t_end=a.zoom_t_end, catalyst_axis=a.catalyst_axis, dpi=a.dpi,
-             fig3_channels=a.fig3_channels, ergotropy_curves=a.ergotropy_curves)
-    except (ValueError, OSError) as exc:  # bad input: one line, no traceback
-        sys.exit(f"{ap.prog}: error: {exc}")
-
-
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     if getattr(sm, "log", None):
@@ -67,5 +45,3 @@ if "snakemake" in globals():
         fig3_channels=sm.output.get("fig3_channels"),
         ergotropy_curves=sm.params.get("ergotropy_curves", "period_mean"),
     )
-elif __name__ == "__main__":
-    _cli()
