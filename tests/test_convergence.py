@@ -214,3 +214,6 @@ def test_the_study_table_puts_failures_first_and_the_gate_fails_only_when_asked(
     with pytest.raises(cv.ConvergenceError, match="FAILED for 1 of 2"):
         cv.gate(combined, fail_on_error=True)
     assert cv.gate(combined[combined["verdict"] == "PASS"], True).startswith("PASS: all 1")
+    # a point with n_fock auto shows the cutoff its ladder chose (its required cutoff row)
+    auto, _ = cv.combine({"a": _one_row_table(1e-4)}, {"a": {"label": "base", "params": {"n_fock": "auto"}}})
+    assert auto.iloc[0]["n_fock"] == "auto (4)"

@@ -610,7 +610,10 @@ def combine(tables: dict, points: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     rows, details = [], []
     for pid, table in tables.items():
-        label, params = points[pid]["label"], points[pid]["params"]
+        label, params = points[pid]["label"], dict(points[pid]["params"])
+        if params.get("n_fock") == "auto":  # show the cutoff the ladder chose: the required cutoff row's
+            own = table.loc[(table["check"] == "cutoff") & table["required"], "n_fock"]
+            params["n_fock"] = f"auto ({int(own.iloc[0])})" if len(own) else "auto"
         details.append(table.assign(point_id=pid, label=label))
         for v in verdicts(table).to_dict("records"):
             smallest = smallest_passing_in_table(table) if v["check"] == "cutoff" else None
