@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import write_text
+from .params import DEFAULTS
 
 # --------------------------------------------------------------------------------------------
 # Cost model
@@ -75,12 +76,12 @@ def hilbert_dimension(params: Mapping) -> int:
 def certified_cutoffs(params: Mapping) -> list[int]:
     """The cutoffs a catalyzed point is run at (qbcat.cutoff): its n_fock and n_fock + cutoff_gap;
     with n_fock auto, every rung up to :data:`AUTO_RUNGS` and their references."""
-    gap = int(params.get("cutoff_gap", 4))
-    if params.get("n_fock") == "auto":
-        first, step = int(params.get("n_fock_min", 6)), int(params.get("n_fock_step", 2))
-        rungs = [first + k * step for k in range(AUTO_RUNGS)]
+    p = {**DEFAULTS, **params}
+    gap = int(p["cutoff_gap"])
+    if p["n_fock"] == "auto":  # the ladder of qbcat.cutoff.ladder, its first AUTO_RUNGS rungs
+        rungs = list(range(int(p["n_fock_min"]), int(p["n_fock_max"]) + 1, int(p["n_fock_step"])))[:AUTO_RUNGS]
         return sorted({*rungs, *(n + gap for n in rungs)})
-    return [int(params["n_fock"]), int(params["n_fock"]) + gap]
+    return [int(p["n_fock"]), int(p["n_fock"]) + gap]
 
 
 def estimate_point_seconds(params: Mapping) -> float:
