@@ -162,7 +162,8 @@ def figure_convergence_overview(table: pd.DataFrame):
         ax.set_yticks(y, [f"{lab} [{chk}]" for lab, chk in zip(table["label"], table["check"])], fontsize=7)
         ax.set_xlabel(f"worst required {DEVIATION_LABEL} / threshold (log; < 1 passes)")
         status = f"FAIL: {n_fail} of {len(table)} checks" if n_fail else f"PASS: all {len(table)} checks"
-        ax.set_title(f"convergence checks at {table['point_id'].nunique()} points: {status}",
+        n_points = table["point_id"].nunique()
+        ax.set_title(f"convergence checks at {n_points} point{'s' if n_points != 1 else ''}: {status}",
                      color="#d62728" if n_fail else "k", fontweight="bold")
         ax.legend(loc="lower right", fontsize=7)
         ax.grid(True, axis="x", which="major", alpha=0.3)
