@@ -13,7 +13,7 @@ configfile: "config/config.yaml"
 
 
 # Validates the config (config/schema.yaml via snakemake.utils.validate, then the semantic
-# checks of qbcat.configuration): a bad config stops here with one line naming the key.
+# checks of qbcat.workflow.configuration): a bad config stops here with one line naming the key.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/aggregate.smk"

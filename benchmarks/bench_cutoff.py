@@ -3,9 +3,9 @@
 1. Engine (one process, one core): the catalyzed points of the default study
    (config/config.yaml) simulated three ways, alternately, ``--repeats`` times:
    - ``fixed, no certificate``: the hand-set cutoffs the study used before (n_fock 12; 20 in
-     kappa_1_scan and kappa_1_gamma_D_map), one run per point (qbcat.solve.simulate_points);
+     kappa_1_scan and kappa_1_gamma_D_map), one run per point (qbcat.engine.solve.simulate_points);
    - ``fixed + certificate``: the same cutoffs, each point also run at n_fock + cutoff_gap
-     (qbcat.cutoff.simulate_certified);
+     (qbcat.engine.cutoff.simulate_certified);
    - ``auto``: n_fock auto, the study's policy (ladder 6, 8, ..., 40, gap 4, thresholds 1e-3).
    Prints seconds, runs per point, the cutoffs chosen and how many points each way certifies.
 2. Workflow (``--skip workflow`` to leave out): the default study cold, ``snakemake --cores 2``
@@ -37,9 +37,9 @@ import yaml  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from qbcat import cutoff  # noqa: E402
-from qbcat.configuration import load_config  # noqa: E402
-from qbcat.solve import simulate_points  # noqa: E402
+from qbcat.engine import cutoff  # noqa: E402
+from qbcat.workflow.configuration import load_config  # noqa: E402
+from qbcat.engine.solve import simulate_points  # noqa: E402
 
 #: The hand-set cutoffs of the default study before n_fock auto.
 OLD_N_FOCK = {"base": 12, "kappa_1_scan": 20, "kappa_1_gamma_D_map": 20}

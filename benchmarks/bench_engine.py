@@ -2,7 +2,7 @@
 
 For each n_fock (default 4, 12, 20) at the default point of docs/conventions.md (t_max 300, n_t 3001), on ONE core:
 
-- ``batched``: qbcat's batched engine (qbcat.batched), batches of 1, 64 and 256 points (the
+- ``batched``: qbcat's batched engine (qbcat.engine.batched), batches of 1, 64 and 256 points (the
   points of a batch differ slightly in g, so that none is a copy of another), at the default
   tolerances (atol 1e-9, rtol 1e-7) and at rtol 1e-6, atol 1e-8;
 - ``qutip``: qbcat's QuTiP engine (one MESolver run per point, expectation values only);
@@ -37,9 +37,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from qbcat import batched  # noqa: E402
-from qbcat.params import validate  # noqa: E402
-from qbcat.solve import simulate  # noqa: E402
+from qbcat.engine import batched  # noqa: E402
+from qbcat.engine.params import validate  # noqa: E402
+from qbcat.engine.solve import simulate  # noqa: E402
 
 DEFAULT_POINT = dict(omega_a=1.0, omega_c=1.0, omega_d=1.0, Omega=0.5, g=0.2, kappa_1=0.05,
                     gamma_D=0.05, t_max=300.0, n_t=3001, catalyst=True)
@@ -101,7 +101,7 @@ def bench_batched(p: dict, sizes: list[int], ref: dict, tol: dict, repeats: int)
 def bench_naive(p: dict) -> tuple[float, dict]:
     import qutip
 
-    from qbcat.model import build_model
+    from qbcat.engine.model import build_model
 
     start = time.perf_counter()
     m = build_model(p)
@@ -132,7 +132,7 @@ def bench_dynamiqs(p: dict, ref: dict, n_batch: int) -> list[tuple[str, float, f
         import jax.numpy as jnp
     except ImportError:
         return None
-    from qbcat.model import operators
+    from qbcat.engine.model import operators
 
     dq.set_precision("double")
     m = operators(p)
@@ -181,8 +181,8 @@ def main() -> int:
         start = time.perf_counter()
         ref = simulate({**p, **TIGHT_QUTIP}).data
         t_ref = time.perf_counter() - start
-        from qbcat.model import operators
-        from qbcat.solve import expect_operators
+        from qbcat.engine.model import operators
+        from qbcat.engine.solve import expect_operators
         ops = expect_operators(operators(p))
         obs_nnz = sum(int(np.count_nonzero(st.expect_weights(A))) for A in ops.values())
         rhs, step = kernel_flops(st, len(ops), obs_nnz)
@@ -228,9 +228,9 @@ def main() -> int:
         print()
     if "startup" not in args.skip:
         t_pass = startup("pass")
-        t_batched = startup("import qbcat.solve, qbcat.io, qbcat.batched")
+        t_batched = startup("import qbcat.engine.solve, qbcat.data.datasets, qbcat.engine.batched")
         t_qutip = startup("import qutip")
-        print(f"start-up of a batch process: python {t_pass:.2f} s; + qbcat.solve, io, batched "
+        print(f"start-up of a batch process: python {t_pass:.2f} s; + qbcat.engine.solve, io, batched "
               f"{t_batched - t_pass:.2f} s; (import qutip alone: {t_qutip - t_pass:.2f} s, not needed by "
               "the batched engine)")
     print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -45,12 +45,12 @@ def map_config(n: int, engine: str) -> dict:
 BARE_BATCHED = textwrap.dedent("""
     import sys, yaml
     from multiprocessing import Pool
-    from qbcat.configuration import load_config
-    from qbcat.study import point_path
+    from qbcat.workflow.configuration import load_config
+    from qbcat.workflow.study import point_path
 
     def half(items):
-        from qbcat.cutoff import simulate_certified
-        from qbcat.io import to_dataset, write_netcdf
+        from qbcat.engine.cutoff import simulate_certified
+        from qbcat.data.datasets import to_dataset, write_netcdf
         for k, traj in simulate_certified([p for p, _ in items]):  # as the workflow: with certificates
             write_netcdf(to_dataset(traj), items[k][1], compress=False)
         return len(items)

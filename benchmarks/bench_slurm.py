@@ -3,7 +3,7 @@
 The 21 x 21 map of bench_workflow.py (441 catalyzed points + 1 shared baseline, n_fock 4,
 t_max 300, n_t 3001, batch_size 250), cold, run through profiles/slurm with several values of
 `jobs`; on a cluster, `jobs` is also the smallest number of simulation batches (common.smk,
-qbcat.batches.partition), so it sets how many SLURM jobs the map becomes. Alongside, the same map
+qbcat.workflow.batches.partition), so it sets how many SLURM jobs the map becomes. Alongside, the same map
 run locally (`snakemake --cores 2`, profiles/default) as the reference.
 
 For each run: wall time of `snakemake` (the submit side), the SLURM jobs it submitted, and the

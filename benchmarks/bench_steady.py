@@ -4,8 +4,8 @@ At the default point (docs/conventions.md) (omega_a = omega_c = omega_d = 1, Ome
 kappa_1 = gamma_D = 0.05; adams, rtol 1e-7, atol 1e-9) and each n_fock, times alternately (same
 machine load) and repeatedly:
 
-- trajectory: ``qbcat.solve.simulate`` with t_max = 300, n_t = 3001 (the study's run);
-- steady:     ``qbcat.steady.steady_state`` with each fixed-point method (krylov: extrapolation of
+- trajectory: ``qbcat.engine.solve.simulate`` with t_max = 300, n_t = 3001 (the study's run);
+- steady:     ``qbcat.science.steady.steady_state`` with each fixed-point method (krylov: extrapolation of
               the stroboscopic trajectory; arnoldi: ARPACK on the one-period map; propagator: the
               full d^2 x d^2 one-period superoperator, only up to --propagator-max n_fock), each
               followed by the one-period propagation of the state on 128 times (the averages).
@@ -19,7 +19,7 @@ relaxation times), plus the relaxation time -T/ln|lambda_2|. The uncatalyzed bas
 
 The map (``--map``, or ``--map-only`` for this part alone): a steady map of N x N cells (g 0-0.5,
 omega_c 0.5-1.5, n_fock 12, the default point otherwise; ``--map-size``, default 21) with the
-batched method (``qbcat.steady.steady_map``, method batched: batched Arnoldi on every cell's
+batched method (``qbcat.science.steady.steady_map``, method batched: batched Arnoldi on every cell's
 one-period map at once) in 1 and 2 processes (``--workers``), without the validation, which is
 timed apart: the full one-period propagator (576 basis propagations each, batched) of the corners
 and the slowest cell, its relaxation time against the map's. Side by side, a few cells
@@ -52,9 +52,9 @@ import qutip  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from qbcat.params import validate  # noqa: E402
-from qbcat.solve import simulate  # noqa: E402
-from qbcat.steady import (batched_propagators, late_time_mean, propagator_spectrum, steady_map,  # noqa: E402
+from qbcat.engine.params import validate  # noqa: E402
+from qbcat.engine.solve import simulate  # noqa: E402
+from qbcat.science.steady import (batched_propagators, late_time_mean, propagator_spectrum, steady_map,  # noqa: E402
                           steady_state)
 
 DEFAULT_POINT = dict(omega_a=1.0, omega_c=1.0, omega_d=1.0, Omega=0.5, g=0.2, kappa_1=0.05,

@@ -2,7 +2,7 @@
 
 1. A 21 x 21 map (441 catalyzed points + 1 shared baseline, n_fock 4, t_max 300, n_t 3001),
    cold, ``snakemake --cores 2``, against simulating the same 442 points in a bare two-process
-   pool (``multiprocessing.Pool(2)`` over ``qbcat.solve.simulate`` + ``qbcat.io.write_netcdf``,
+   pool (``multiprocessing.Pool(2)`` over ``qbcat.engine.solve.simulate`` + ``qbcat.data.datasets.write_netcdf``,
    started as a fresh Python process, imports included). Target: workflow / bare <= 1.3.
    Several ``batch_size`` values can be compared (``--batch-sizes``).
 2. The default study (config/config.yaml): a cold run against a no-op re-run.
@@ -67,10 +67,10 @@ MEASURE = textwrap.dedent("""
 BARE_POOL = textwrap.dedent("""
     import sys, yaml
     from multiprocessing import Pool
-    from qbcat.configuration import load_config
-    from qbcat.study import point_path
-    from qbcat.io import to_dataset, write_netcdf
-    from qbcat.solve import simulate
+    from qbcat.workflow.configuration import load_config
+    from qbcat.workflow.study import point_path
+    from qbcat.data.datasets import to_dataset, write_netcdf
+    from qbcat.engine.solve import simulate
 
     def one(item):
         params, path = item
@@ -87,9 +87,9 @@ BARE_POOL = textwrap.dedent("""
 
 AGGREGATE = textwrap.dedent("""
     import sys, yaml
-    from qbcat import aggregate
-    from qbcat.configuration import load_config
-    from qbcat.study import point_path
+    from qbcat.data import aggregate
+    from qbcat.workflow.configuration import load_config
+    from qbcat.workflow.study import point_path
     config, schema, points, out, threads = sys.argv[1:6]
     study = load_config(yaml.safe_load(open(config)), schema)
     name = next(iter(study.sweeps))
@@ -176,10 +176,10 @@ def synthesize_points(ws: Path) -> int:
     code = textwrap.dedent("""
         import shutil, sys, yaml, netCDF4
         import numpy as np
-        from qbcat.configuration import load_config
-        from qbcat.study import point_path
-        from qbcat.io import to_dataset, write_netcdf
-        from qbcat.solve import simulate
+        from qbcat.workflow.configuration import load_config
+        from qbcat.workflow.study import point_path
+        from qbcat.data.datasets import to_dataset, write_netcdf
+        from qbcat.engine.solve import simulate
         study = load_config(yaml.safe_load(open("config/config.yaml")), "config/schema.yaml")
         templates, data = {}, {}
         for case in (True, False):

@@ -2,8 +2,8 @@
 
 import sys
 
-from qbcat import aggregate
-from qbcat.study import Sweep
+from qbcat.data import aggregate
+from qbcat.workflow.study import Sweep
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 try:

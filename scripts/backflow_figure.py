@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 
-from qbcat import plots
+from qbcat.figures import plots
 
 sm = snakemake  # noqa: F821
 if getattr(sm, "log", None):

@@ -2,14 +2,14 @@
 ergotropy enhancement, over all sweeps.
 
 input.sweeps -> output.points (one row per catalyzed point: enhancement and backflow metrics,
-also per heat-current channel; qbcat.analysis.point_table) and output.correlations (Pearson and
+also per heat-current channel; qbcat.science.analysis.point_table) and output.correlations (Pearson and
 Spearman of each backflow metric against each enhancement metric, per sweep and pooled "all";
-qbcat.analysis.correlation_table). params: t_start, t_end, late_duration, ratio_floor, tolerance.
+qbcat.science.analysis.correlation_table). params: t_start, t_end, late_duration, ratio_floor, tolerance.
 """
 
 import sys
 
-from qbcat import analysis
+from qbcat.science import analysis
 
 OPTIONS = ("t_start", "t_end", "late_duration", "ratio_floor", "tolerance")
 

@@ -3,15 +3,16 @@
 input.sweeps (the study's sweep files), input.convergence (optional: the photon-cutoff rows of
 the convergence checks; without it claim 6 reads NOT CHECKED), input.convergence_table
 (optional: the run's combined pass/fail table, shown near the top, loudly if a check failed)
--> output.report. params: thresholds (qbcat.claims.DEFAULT_THRESHOLDS overrides, checked before
-any file is read), t_start, t_end, late_duration, ratio_floor, tolerance (qbcat.analysis).
+-> output.report. params: thresholds (qbcat.science.claims.DEFAULT_THRESHOLDS overrides, checked before
+any file is read), t_start, t_end, late_duration, ratio_floor, tolerance (qbcat.science.analysis).
 """
 
 import sys
 
 import pandas as pd
 
-from qbcat import analysis, claims
+from qbcat.science import analysis
+from qbcat.science import claims
 
 OPTIONS = ("t_start", "t_end", "late_duration", "ratio_floor", "tolerance")
 

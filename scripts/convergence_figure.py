@@ -4,8 +4,8 @@ import sys
 
 import pandas as pd
 
-from qbcat.plot_checks import figure_convergence_overview
-from qbcat.plots import save_figure
+from qbcat.figures.checks import figure_convergence_overview
+from qbcat.figures.plots import save_figure
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 table = pd.read_csv(snakemake.input.table, dtype={"point_id": str, "label": str})  # noqa: F821

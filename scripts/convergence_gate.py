@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 
 from qbcat.atomic import write_text
-from qbcat.convergence import gate
+from qbcat.science.convergence import gate
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 table = pd.read_csv(snakemake.input.table, dtype={"point_id": str, "label": str})  # noqa: F821

@@ -3,8 +3,8 @@
 
 import sys
 
-from qbcat.convergence import read_table
-from qbcat.plot_checks import plot_checks
+from qbcat.science.convergence import read_table
+from qbcat.figures.checks import plot_checks
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 table = read_table(snakemake.input.table)  # noqa: F821

@@ -3,7 +3,7 @@ point and check, failures first) and the details (every row of every point)."""
 
 import sys
 
-from qbcat.convergence import combine, read_table, write_table
+from qbcat.science.convergence import combine, read_table, write_table
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 tables = {pid: read_table(path) for pid, path in zip(snakemake.params.point_ids, snakemake.input.tables)}  # noqa: F821

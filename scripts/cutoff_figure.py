@@ -3,7 +3,9 @@ of every sweep, in one figure. input.sweeps -> output.figure (the PNG alongside)
 
 import sys
 
-from qbcat import analysis, aggregate, plots
+from qbcat.science import analysis
+from qbcat.data import aggregate
+from qbcat.figures import plots
 
 VARIABLES = (*(name for name in aggregate.CUTOFF if name != "cutoff_n_fock"), "n_fock", "cutoff_ok")
 

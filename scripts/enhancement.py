@@ -1,14 +1,14 @@
 """Snakemake script (rule enhancement): the ergotropy enhancement of a 2-D sweep (NetCDF).
 
-input.sweep -> output.netcdf (qbcat.analysis.ergotropy_enhancement: time average, peak and
+input.sweep -> output.netcdf (qbcat.science.analysis.ergotropy_enhancement: time average, peak and
 late-time value, catalyzed against baseline, difference and ratio), with the averaging windows
 of params (t_start, t_end, late_duration, ratio_floor; None: the defaults).
 """
 
 import sys
 
-from qbcat import analysis
-from qbcat.io import content_id, describe, write_netcdf
+from qbcat.science import analysis
+from qbcat.data.datasets import content_id, describe, write_netcdf
 
 OPTIONS = ("t_start", "t_end", "late_duration", "ratio_floor")
 

@@ -14,7 +14,8 @@ Snakemake rule:
 
 import sys
 
-from qbcat import analysis, plots
+from qbcat.science import analysis
+from qbcat.figures import plots
 
 
 def main(sweeps, fig2, fig3, zoom_t_end=5.0, catalyst_axis="twin", dpi=200, fig3_channels=None,

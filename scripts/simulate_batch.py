@@ -6,7 +6,7 @@ point(s). The points written stay (profile: keep-incomplete), so only the failed
 
 import sys
 
-from qbcat.batches import failure_report, run_batch
+from qbcat.workflow.batches import failure_report, run_batch
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 failures = run_batch(

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import xarray as xr
 
-from qbcat.analysis import write_csv
-from qbcat.steady import compare_with_trajectories
+from qbcat.science.analysis import write_csv
+from qbcat.science.steady import compare_with_trajectories
 
 sm = snakemake  # noqa: F821
 sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)

@@ -5,7 +5,7 @@ import sys
 
 import xarray as xr
 
-from qbcat.plot_checks import plot_steady_map
+from qbcat.figures.checks import plot_steady_map
 
 sm = snakemake  # noqa: F821
 sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)

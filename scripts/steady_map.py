@@ -1,7 +1,7 @@
 """Snakemake script (rule steady_map): the periodic steady state of every cell of a map (NetCDF).
 
 params.base (the parameters not swept), params.axes (name -> values, the map's dimensions),
-params.options (method, n_period, validation: qbcat.steady.steady_map), params.name, params.share
+params.options (method, n_period, validation: qbcat.science.steady.steady_map), params.name, params.share
 -> output.dataset (written atomically, CF/ACDD-described). input.sweep, when the study runs
 n_fock: auto: the sweep dataset whose ``n_fock`` variable gives each cell's cutoff. With method
 batched the cells are split over the job's threads.
@@ -11,9 +11,9 @@ import sys
 
 import xarray as xr
 
-from qbcat.io import content_id, describe, write_netcdf
-from qbcat.params import ENGINE_VERSION
-from qbcat.steady import cell_cutoffs, steady_map
+from qbcat.data.datasets import content_id, describe, write_netcdf
+from qbcat.engine.params import ENGINE_VERSION
+from qbcat.science.steady import cell_cutoffs, steady_map
 
 sm = snakemake  # noqa: F821
 sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)

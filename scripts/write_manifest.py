@@ -1,4 +1,4 @@
-"""Snakemake entry script: write ``results/manifest.json`` (see qbcat.manifest).
+"""Snakemake entry script: write ``results/manifest.json`` (see qbcat.data.manifest).
 
 Intended rule (the output's folder is the results folder unless ``params.results`` says otherwise):
 
@@ -17,7 +17,7 @@ as their producer; ``params.produced_by`` (a {path: rule} mapping) overrides tha
 
 from pathlib import Path
 
-from qbcat.manifest import write_manifest
+from qbcat.data.manifest import write_manifest
 
 
 def produced_by_from(smk) -> dict:

@@ -112,7 +112,7 @@ def started_batches(output: str) -> list[str]:
 def ran_batches(workspace: Path, output: str) -> dict[str, list[str]]:
     """Batch rule -> point ids of the batch jobs the run whose console is ``output`` started
     (the ids from its batch plan, .snakemake/qbcat/batch-plan.json, written when its jobs started)."""
-    from qbcat.batches import read_batch_plan
+    from qbcat.workflow.batches import read_batch_plan
 
     plan = read_batch_plan(workspace / ".snakemake" / "qbcat" / "batch-plan.json")
     started = started_batches(output)

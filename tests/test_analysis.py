@@ -1,4 +1,4 @@
-"""qbcat.analysis: enhancement, backflow statistics and correlations against analytic values."""
+"""qbcat.science.analysis: enhancement, backflow statistics and correlations against analytic values."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from qbcat import analysis as A
+from qbcat.science import analysis as A
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -233,8 +233,8 @@ G_REAL = (0.0, 0.1, 0.3)
 @pytest.fixture(scope="module")
 def real_sweep():
     """A tiny g sweep from the engine, assembled from point datasets as the workflow does."""
-    from qbcat.io import to_dataset
-    from qbcat.solve import simulate
+    from qbcat.data.datasets import to_dataset
+    from qbcat.engine.solve import simulate
 
     common = dict(n_fock=3, t_max=20.0, n_t=201)
     base = to_dataset(simulate(dict(common, catalyst=False)))

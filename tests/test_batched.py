@@ -1,4 +1,4 @@
-"""The batched engine (qbcat.batched): its Liouvillian, its agreement with QuTiP, and batching.
+"""The batched engine (qbcat.engine.batched): its Liouvillian, its agreement with QuTiP, and batching.
 
 The Liouvillian is checked against ``qutip.liouvillian`` of the model, element by element; the
 trajectories against the QuTiP engine at n_fock 4, 12 and 20 (the independent numpy/scipy
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import qutip
 
-from qbcat import batched
-from qbcat.model import build_model
-from qbcat.params import validate
-from qbcat.solve import SimulationError, simulate, simulate_points
+from qbcat.engine import batched
+from qbcat.engine.model import build_model
+from qbcat.engine.params import validate
+from qbcat.engine.solve import SimulationError, simulate, simulate_points
 
 
 def _random_params(rng, catalyst, n_fock):
@@ -107,8 +107,8 @@ def test_expectation_operators_are_the_same_from_numpy_and_qutip_models(catalyst
     """The batched engine builds the operators with numpy (no QuTiP import); the QuTiP engine
     wraps the same arrays. Every expectation operator must come out the same either way (an
     operator written with ``*`` would be a matrix product for QuTiP, elementwise for numpy)."""
-    from qbcat.model import operators
-    from qbcat.solve import expect_operators
+    from qbcat.engine.model import operators
+    from qbcat.engine.solve import expect_operators
 
     p = validate(dict(catalyst=catalyst, n_fock=4, g=0.3, omega_c=1.2, kappa_1=0.1, gamma_D=0.07))
     from_numpy, from_qutip = expect_operators(operators(p)), expect_operators(build_model(p))

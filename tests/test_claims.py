@@ -1,4 +1,4 @@
-"""qbcat.claims: each verdict follows from the data and flips when the data contradict the claim."""
+"""qbcat.science.claims: each verdict follows from the data and flips when the data contradict the claim."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from qbcat import analysis as A
-from qbcat import claims as C
+from qbcat.science import analysis as A
+from qbcat.science import claims as C
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 T = np.linspace(0.0, 60.0, 601)
@@ -137,7 +137,7 @@ def test_claim_6_cutoff(baseline_verdicts):
 
 
 def test_claim_6_reads_the_convergence_modules_table():
-    """The tidy table of qbcat.convergence: rows per (check, setting, observable)."""
+    """The tidy table of qbcat.science.convergence: rows per (check, setting, observable)."""
     import pandas as pd
 
     rows = []

@@ -16,16 +16,15 @@ import subprocess
 import sys
 import tarfile
 import tomllib
-from pathlib import Path
 
 import pytest
 import xarray as xr
 import yaml
 
 import qbcat
-from qbcat import io
-from qbcat.citation import PAPER_ARXIV, check_metadata
-from qbcat.configuration import ConfigError, load_config
+from qbcat.data import datasets
+from qbcat.data.citation import PAPER_ARXIV, check_metadata
+from qbcat.workflow.configuration import ConfigError, load_config
 
 from conftest import REPO, job_counts, make_workspace, read_config, snakemake, write_config
 
@@ -167,7 +166,7 @@ def test_every_claimed_acdd_attribute_is_present(study, kind):
         a = ds.attrs
         for attr in ACDD_ALL + (ACDD_SHARED if kind != "point" else ()):
             assert str(a.get(attr, "")).strip(), f"{kind}: {attr} missing or empty"
-        assert PAPER_ARXIV in a["references"] and a["naming_authority"] == io.NAMING_AUTHORITY
+        assert PAPER_ARXIV in a["references"] and a["naming_authority"] == datasets.NAMING_AUTHORITY
         assert a["product_version"] == qbcat.__version__
         if kind == "point":
             assert a["id"] == f"qbcat-point-{a['point_id']}"
@@ -175,7 +174,7 @@ def test_every_claimed_acdd_attribute_is_present(study, kind):
         else:
             assert re.fullmatch(rf"qbcat-{kind}-[\w-]+-[0-9a-f]{{16}}", a["id"]), a["id"]
             assert a["creator_name"] == SHARE["creator_name"] and a["institution"] == SHARE["institution"]
-            assert a["license"] == "CC0-1.0" and a["creator_url"] == io.UNSET  # not set: the default
+            assert a["license"] == "CC0-1.0" and a["creator_url"] == datasets.UNSET  # not set: the default
             assert a["publisher_name"] == SHARE["creator_name"]  # no publisher configured: the creator
         if kind == "enhancement":
             assert a["summary"].startswith("Ergotropy of the catalyzed qubit")  # its own, not the sweep's
@@ -205,11 +204,11 @@ def test_the_schema_refuses_a_bad_share_value_before_any_job(repo, key, value):
 def test_share_defaults_are_the_schema_defaults(repo):
     schema = yaml.safe_load((repo / "config" / "schema.yaml").read_text())
     props = schema["properties"]["share"]["properties"]
-    assert {k: props[k]["default"] for k in io.SHARE_DEFAULTS} == io.SHARE_DEFAULTS
-    assert all(props[k].get("description") for k in io.SHARE_DEFAULTS)
+    assert {k: props[k]["default"] for k in datasets.SHARE_DEFAULTS} == datasets.SHARE_DEFAULTS
+    assert all(props[k].get("description") for k in datasets.SHARE_DEFAULTS)
     shipped = yaml.safe_load((repo / "config" / "config.yaml").read_text())["share"]
-    assert {k: v for k, v in shipped.items() if k in io.SHARE_DEFAULTS} == \
-        {k: io.SHARE_DEFAULTS[k] for k in shipped if k in io.SHARE_DEFAULTS}
+    assert {k: v for k, v in shipped.items() if k in datasets.SHARE_DEFAULTS} == \
+        {k: datasets.SHARE_DEFAULTS[k] for k in shipped if k in datasets.SHARE_DEFAULTS}
 
 
 # ---------------------------------------------------------------------------------------------

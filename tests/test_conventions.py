@@ -4,13 +4,15 @@ nothing in the repository points to the conventions page's former, external name
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from qbcat import io
-from qbcat.params import PARAMETERS, validate
+from qbcat.data import datasets
+from qbcat.engine.params import PARAMETERS, validate
 
 from conftest import REPO
 
@@ -26,8 +28,8 @@ def named(text: str) -> set[str]:
 
 def test_the_conventions_page_names_every_parameter_and_variable():
     names = named(CONVENTIONS.read_text())
-    for what, defined in [("parameters", PARAMETERS), ("point-dataset variables", io.VARIABLES),
-                          ("sweep-dataset variables", io.AGGREGATE_VARIABLES)]:
+    for what, defined in [("parameters", PARAMETERS), ("point-dataset variables", datasets.VARIABLES),
+                          ("sweep-dataset variables", datasets.AGGREGATE_VARIABLES)]:
         missing = sorted(set(defined) - names)
         assert not missing, f"{what} missing from docs/conventions.md: {missing}"
 
@@ -45,7 +47,9 @@ def test_the_parameter_table_has_the_code_defaults():
 
 def test_the_architecture_note_names_every_module():
     names = named(ARCHITECTURE.read_text())
-    modules = {p.stem for p in (REPO / "src" / "qbcat").glob("*.py") if p.stem != "__init__"}
+    modules = {p.stem for p in (REPO / "src" / "qbcat").rglob("*.py") if p.stem != "__init__"}
+    layers = {p.name for p in (REPO / "src" / "qbcat").iterdir() if (p / "__init__.py").is_file()}
+    modules |= layers
     missing = sorted(modules - names)
     assert not missing, f"modules missing from docs/architecture.md: {missing}"
 
@@ -64,3 +68,62 @@ def test_no_tracked_file_refers_to_the_former_conventions_file():
             continue  # binary, or deleted in the work tree
         offenders += [f"{name}:{i}" for i, line in enumerate(text.splitlines(), 1) if OLD_NAME.search(line)]
     assert not offenders, f"refer to docs/conventions.md instead: {offenders}"
+
+
+#: What each layer of the package may import (docs/architecture.md, "Who owns what"): a layer
+#: never imports one after it, and only the workflow glue and the command reach into the
+#: workflow's orchestration (configuration, batches, plan, status, profile).
+ALLOWED_IMPORTS = {
+    "engine": {"engine"},
+    "data": {"engine", "data", "workflow.study"},
+    "science": {"engine", "data", "science", "workflow.study"},
+    "figures": {"engine", "data", "science", "figures"},
+    "workflow": {"engine", "workflow", "data", "science"},
+}
+
+
+def qbcat_imports(path: Path, layer: str | None) -> set[str]:
+    """Every qbcat module ``path`` imports, also inside functions, as "layer.module" (or a top
+    module name)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 0 and (node.module or "").startswith("qbcat"):
+            parts = node.module.split(".")[1:]
+        elif node.level == 1:
+            parts = ([layer] if layer else []) + (node.module.split(".") if node.module else [])
+        elif node.level == 2:
+            parts = node.module.split(".") if node.module else []
+        else:
+            continue
+        if len(parts) == 1 and parts[0] in ALLOWED_IMPORTS:  # from qbcat.layer import module
+            parts += [alias.name for alias in node.names][:1]
+        found.add(".".join(parts[:2]) if parts else "")
+    return found
+
+
+def layer_offenders(root: Path) -> list[str]:
+    """Imports under ``root`` (a copy of src/qbcat) that break :data:`ALLOWED_IMPORTS`."""
+    offenders = []
+    for layer, allowed in ALLOWED_IMPORTS.items():
+        for path in sorted((root / layer).glob("*.py")):
+            for target in qbcat_imports(path, layer):
+                top = target.split(".")[0]
+                if top == "cli" or (top in ALLOWED_IMPORTS and top not in allowed and target not in allowed):
+                    offenders.append(f"{layer}/{path.name} imports {target}")
+    return offenders
+
+
+def test_each_layer_imports_only_the_layers_the_architecture_note_allows():
+    assert layer_offenders(REPO / "src" / "qbcat") == []
+
+
+def test_the_layer_check_catches_a_forbidden_import(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "data" / "bad.py").write_text("def f():\n    from ..workflow.batches import run_batch\n")
+    (tmp_path / "data" / "good.py").write_text("from ..workflow.study import CASES\nfrom .datasets import x\n")
+    (tmp_path / "engine" / "bad.py").write_text("from qbcat.science import analysis\n")
+    assert sorted(layer_offenders(tmp_path)) == ["data/bad.py imports workflow.batches",
+                                                 "engine/bad.py imports science.analysis"]

@@ -1,13 +1,13 @@
-"""Convergence checks (qbcat.convergence): logic on a converged and an unconverged point, the
+"""Convergence checks (qbcat.science.convergence): logic on a converged and an unconverged point, the
 cutoff search's guard against false early agreement, the pass/fail table and raise_if_failed."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from qbcat import convergence as cv
-from qbcat.params import ParameterError, validate
-from qbcat.solve import Trajectory
+from qbcat.science import convergence as cv
+from qbcat.engine.params import ParameterError, validate
+from qbcat.engine.solve import Trajectory
 
 SHORT = {"t_max": 20.0, "n_t": 201}  # the truncation error is made in the first ~30 time units
 WEAK = {**SHORT, "g": 0.01, "n_fock": 3}  # barely excites the oscillator: truncation hardly matters
@@ -69,7 +69,7 @@ def test_smallest_passing_cutoff_on_a_real_point():
 
 
 def _fake_simulate(deviation_by_n):
-    """A stand-in for qbcat.solve.simulate whose observables differ from the reference by a
+    """A stand-in for qbcat.engine.solve.simulate whose observables differ from the reference by a
     prescribed amount per n_fock (0 at cutoffs not listed)."""
     def simulate(params):
         p = validate(params)
@@ -175,7 +175,7 @@ def test_cutoff_check_needs_the_catalyst():
 
 
 def test_figure_is_written(tmp_path):
-    from qbcat.plot_checks import plot_checks, write_summary
+    from qbcat.figures.checks import plot_checks, write_summary
 
     table = cv.run_checks(WEAK, {"n_fock": [2, 3, 8], "tolerances": [[1e-5, 1e-7], [1e-8, 1e-10]],
                                  "methods": ["adams", "bdf"]}, progress=None)
@@ -183,8 +183,8 @@ def test_figure_is_written(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 
-    from qbcat import plots
-    from qbcat.plot_checks import figure_checks
+    from qbcat.figures import plots
+    from qbcat.figures.checks import figure_checks
 
     with Image.open(path) as png:  # the dpi asked for, no "tight" cropping: 7.2 x 6.4 inches
         assert png.size == (360, 320)

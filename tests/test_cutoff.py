@@ -1,4 +1,4 @@
-"""The photon-cutoff certificate of every catalyzed point and ``n_fock: auto`` (qbcat.cutoff).
+"""The photon-cutoff certificate of every catalyzed point and ``n_fock: auto`` (qbcat.engine.cutoff).
 
 Physics checks against independent runs (the QuTiP engine at a larger cutoff, QuTiP states and
 their partial trace), the identity rules (what a threshold change reruns), and that a failed
@@ -14,13 +14,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from qbcat import aggregate, analysis, claims, cutoff
-from qbcat.convergence import max_deviations
-from qbcat.params import ParameterError, canonical, point_id, validate
-from qbcat.solve import simulate
-from qbcat.batches import run_batch
-from qbcat.configuration import load_config
-from qbcat.study import point_path
+from qbcat.data import aggregate
+from qbcat.science import analysis
+from qbcat.science import claims
+from qbcat.engine import cutoff
+from qbcat.science.convergence import max_deviations
+from qbcat.engine.params import ParameterError, canonical, point_id, validate
+from qbcat.engine.solve import simulate
+from qbcat.workflow.batches import run_batch
+from qbcat.workflow.configuration import load_config
+from qbcat.workflow.study import point_path
 
 from conftest import REPO
 
@@ -64,7 +67,7 @@ def test_the_top_level_population_agrees_with_qutip_states():
     """max_t <n-1| Tr_QB rho |n-1> from the stored states of a QuTiP mesolve (an independent
     calculation: states and partial traces) against both engines' expectation value."""
     qutip = pytest.importorskip("qutip")
-    from qbcat.model import build_model
+    from qbcat.engine.model import build_model
 
     p = validate({"n_fock": 5, "t_max": 30.0, "n_t": 301, "g": 0.4})
     model = build_model(p)
@@ -180,7 +183,7 @@ def test_fail_on_cutoff_stops_the_aggregation_and_keeps_the_points(flagged_sweep
 
 
 def test_the_certificate_figure_marks_the_failed_cell(flagged_sweep, tmp_path):
-    from qbcat import plots
+    from qbcat.figures import plots
 
     study, tmp, files, out, messages = flagged_sweep
     data = analysis.open_sweeps([out], variables=None)

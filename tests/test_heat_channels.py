@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qbcat import analysis as A
+from qbcat.science import analysis as A
 
 T = np.linspace(0.0, 10.0, 10001)
 DT = T[1] - T[0]

@@ -1,6 +1,6 @@
 """Bad input is refused before any work starts, with one line naming the parameter and its rule.
 
-Most cases go straight to ``qbcat.params.validate``; a representative handful run the real
+Most cases go straight to ``qbcat.engine.params.validate``; a representative handful run the real
 command line in a subprocess (bad-input runs exit before the heavy imports, so they are quick)
 and check the exit status, the single stderr line and that no output file appears at all.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from qbcat.params import DEFAULTS, PARAMETERS, ParameterError, parse_assignment, validate
+from qbcat.engine.params import DEFAULTS, PARAMETERS, ParameterError, parse_assignment, validate
 
 # (overrides, parameter named first in the message, piece of the rule the message must state)
 BAD = [

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import reference_lindblad as ref
-from qbcat import observables as obs
-from qbcat.params import PARAMETERS, point_id, validate
-from qbcat.solve import central_derivative, simulate
+from qbcat.engine import observables as obs
+from qbcat.engine.params import PARAMETERS, point_id, validate
+from qbcat.engine.solve import central_derivative, simulate
 
 TIGHT = {"atol": 1e-12, "rtol": 1e-10}
 QUBIT_OBSERVABLES = ["ergotropy", "energy_qb", "power", "heat_current", "net_flux",

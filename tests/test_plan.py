@@ -1,4 +1,4 @@
-"""The product plan (qbcat.plan) without Snakemake: what a config asks for, and the config errors
+"""The product plan (qbcat.workflow.plan) without Snakemake: what a config asks for, and the config errors
 that must stop the workflow before any job, each in one line naming the config key."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import sys
 import pytest
 import yaml
 
-from qbcat import claims, plan
-from qbcat.params import point_id, validate
-from qbcat.configuration import ConfigError, load_config
+from qbcat.science import claims
+from qbcat.workflow import plan
+from qbcat.engine.params import point_id, validate
+from qbcat.workflow.configuration import ConfigError, load_config
 
 from conftest import REPO
 
@@ -247,8 +248,8 @@ def test_the_repository_config_plans_and_its_claims_thresholds_pass():
 
 
 def test_planning_imports_neither_qutip_nor_xarray():
-    # the workflow imports qbcat.plan on every parse (also in every cluster job)
-    code = "import sys, qbcat.plan; print(sorted({'qutip', 'xarray'} & set(sys.modules)))"
+    # the workflow imports qbcat.workflow.plan on every parse (also in every cluster job)
+    code = "import sys, qbcat.workflow.plan; print(sorted({'qutip', 'xarray'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

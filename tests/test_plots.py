@@ -1,4 +1,4 @@
-"""qbcat.plots: every figure renders from synthetic sweeps with its panels, labels, legends and files."""
+"""qbcat.figures.plots: every figure renders from synthetic sweeps with its panels, labels, legends and files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from qbcat import analysis as A
-from qbcat import plots as P
+from qbcat.science import analysis as A
+from qbcat.figures import plots as P
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 PAPER_SWEEPS = {"omega_c": [0.8, 1.0, 1.2], "g": [0.1, 0.2, 0.3, 0.4], "kappa_1": [0.01, 0.05],
@@ -335,7 +335,7 @@ def overview_table(n=12):
 
 
 def every_figure(paper_sweeps):
-    from qbcat import plot_checks as PC
+    from qbcat.figures import checks as PC
 
     pts = A.point_table(paper_sweeps)
     ds = map_sweep()
@@ -366,7 +366,7 @@ FIGURE_NAMES = ["fig2", "fig2 same axis, raw", "fig3", "fig3 by channel", "enhan
 @pytest.mark.parametrize("name", FIGURE_NAMES)
 def test_layout_of_every_figure(paper_sweeps, name):
     """No axes collapsed, no text or legend outside the canvas, no panel letter on a label, in the
-    one style (the STIX font of qbcat.plots.STYLE) and with a unit in every axis label."""
+    one style (the STIX font of qbcat.figures.plots.STYLE) and with a unit in every axis label."""
     fig = every_figure(paper_sweeps)[name]()
     assert P.layout_problems(fig) == []
     fonts = {t.get_fontfamily()[0] for ax in fig.axes for t in (ax.xaxis.label, ax.yaxis.label)}

@@ -23,10 +23,11 @@ import pytest
 import xarray as xr
 import yaml
 
-from qbcat import claims, convergence
-from qbcat.params import point_id, validate
-from qbcat.solve import simulate
-from qbcat.configuration import load_config
+from qbcat.science import claims
+from qbcat.science import convergence
+from qbcat.engine.params import point_id, validate
+from qbcat.engine.solve import simulate
+from qbcat.workflow.configuration import load_config
 
 from conftest import (
     NOTHING_TO_DO,
@@ -136,7 +137,7 @@ def test_figures_have_one_page_and_the_configured_resolution(cold):
     # dpi 150 (plots.dpi): Fig. 2 is 2 x 2 panels of 3.6 x 2.8 inches
     with Image.open(results(ws) / "figures" / "fig2.png") as png:
         assert png.size == (round(2 * 3.6 * 150), round(2 * 2.8 * 150))
-    # the convergence and steady figures too (qbcat.plot_checks: 7.2 x 6.4 and 3 x 3.6 x 3.0 inches:
+    # the convergence and steady figures too (qbcat.figures.checks: 7.2 x 6.4 and 3 x 3.6 x 3.0 inches:
     # catalyzed, difference from the baseline, relaxation time)
     for path, inches in [(next((results(ws) / "convergence").glob("*.png")), (7.2, 6.4)),
                          (results(ws) / "figures" / "steady_g_omega_c.png", (10.8, 3.0))]:

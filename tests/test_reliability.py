@@ -22,22 +22,15 @@ import pytest
 import xarray as xr
 import yaml
 
-from qbcat import aggregate, cli
-from qbcat import io as qio
-from qbcat.atomic import atomic_output
-from qbcat.params import point_id
-from qbcat.batches import (
-    STALE_AFTER_S,
-    TEMPORARY,
-    batch_name,
-    partition,
-    read_batch_plan,
-    remove_stale_temporaries,
-    run_batch,
-)
-from qbcat.batches import temporaries as atomic_temporaries
-from qbcat.configuration import ConfigError, load_config
-from qbcat.study import Study, missing_points, point_path
+from qbcat.data import aggregate
+from qbcat import cli
+from qbcat.data import datasets
+from qbcat.atomic import STALE_AFTER_S, TEMPORARY, atomic_output, remove_stale_temporaries
+from qbcat.atomic import temporaries as atomic_temporaries
+from qbcat.engine.params import point_id
+from qbcat.workflow.batches import batch_name, partition, read_batch_plan, run_batch
+from qbcat.workflow.configuration import ConfigError, load_config
+from qbcat.workflow.study import Study, missing_points, point_path
 
 from conftest import (
     NOTHING_TO_DO,
@@ -118,7 +111,7 @@ def test_a_bad_config_stops_snakemake_before_any_job(tmp_path, case):
 
 def test_sanity_bounds_in_the_config_are_numbers_with_a_sign():
     study = load({"sanity": {"trace_error_max": "1e-7"}})  # YAML reads 1e-7 as text
-    assert study.sanity == {**qio.DEFAULT_SANITY_BOUNDS, "trace_error_max": 1e-7}
+    assert study.sanity == {**datasets.DEFAULT_SANITY_BOUNDS, "trace_error_max": 1e-7}
     for bad, message in [({"trace_error_max": -1.0}, "sanity.trace_error_max: must be >= 0"),
                          ({"first_law_residual_rel": "small"}, "sanity.first_law_residual_rel: expected a finite number"),
                          ({"first_law_residual_rel": True}, "sanity.first_law_residual_rel: expected"),
@@ -129,9 +122,9 @@ def test_sanity_bounds_in_the_config_are_numbers_with_a_sign():
 
 def test_default_sanity_bounds_agree_in_code_schema_and_config():
     schema = yaml.safe_load(SCHEMA.read_text())["properties"]["sanity"]["properties"]
-    assert {k: float(v["default"]) for k, v in schema.items()} == qio.DEFAULT_SANITY_BOUNDS
+    assert {k: float(v["default"]) for k, v in schema.items()} == datasets.DEFAULT_SANITY_BOUNDS
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert {k: float(v) for k, v in config["sanity"].items()} == qio.DEFAULT_SANITY_BOUNDS
+    assert {k: float(v) for k, v in config["sanity"].items()} == datasets.DEFAULT_SANITY_BOUNDS
 
 
 # ------------------------------------------------------------------------------------------
@@ -477,8 +470,8 @@ def test_atomic_writes_use_a_private_temporary_per_writer(small_points, tmp_path
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", recording)
-    qio.write_netcdf(ds, target)
-    qio.write_netcdf(ds, target)
+    datasets.write_netcdf(ds, target)
+    datasets.write_netcdf(ds, target)
     (tmp1, dst1), (tmp2, dst2) = renamed
     assert tmp1 != tmp2 and tmp1 != other and tmp2 != other and dst1 == dst2 == target
     assert all(t.parent == tmp_path and t.name.startswith(".") and not t.name.endswith(".nc")
@@ -525,17 +518,17 @@ def test_only_stale_temporaries_are_removed(tmp_path):
 def test_sanity_violations_name_each_broken_bound():
     healthy = {"trace_error_max": 1e-15, "min_eigenvalue_qb": 0.0, "first_law_residual": 1e-5,
                "first_law_residual_rel": 5e-5, "heat_channel_residual": 1e-17}
-    assert qio.sanity_violations(healthy) == []
-    assert qio.sanity_attrs(healthy) == {
+    assert datasets.sanity_violations(healthy) == []
+    assert datasets.sanity_attrs(healthy) == {
         "sanity_ok": 1, "sanity_violations": "none",
         "sanity_bounds": "trace_error_max <= 1e-06, min_eigenvalue_qb >= -1e-08, first_law_residual_rel <= 0.001, "
         "heat_channel_residual <= 1e-09"}
     sick = {**healthy, "trace_error_max": 2e-6, "min_eigenvalue_qb": -1e-3, "first_law_residual_rel": np.nan,
             "heat_channel_residual": 1e-3}
-    assert qio.sanity_violations(sick) == [
+    assert datasets.sanity_violations(sick) == [
         "trace_error_max 2e-06 > 1e-06", "min_eigenvalue_qb -0.001 < -1e-08", "first_law_residual_rel is nan",
         "heat_channel_residual 0.001 > 1e-09"]
-    assert qio.sanity_violations(healthy, {"first_law_residual_rel": 1e-6}) == [
+    assert datasets.sanity_violations(healthy, {"first_law_residual_rel": 1e-6}) == [
         "first_law_residual_rel 5e-05 > 1e-06"]
 
 
@@ -544,14 +537,14 @@ def test_a_healthy_point_is_within_the_default_bounds(small_points):
     for pid in study.points:
         with xr.open_dataset(folder / f"{pid}.nc") as ds:
             assert ds.attrs["sanity_ok"] == 1 and ds.attrs["sanity_violations"] == "none"
-            assert ds.attrs["sanity_bounds"] == qio.describe_bounds()
+            assert ds.attrs["sanity_bounds"] == datasets.describe_bounds()
 
 
 @pytest.mark.slow
 def test_tightened_bounds_flag_points_and_loosening_them_reruns_no_simulation(finished_copy):
     ws = finished_copy
     config = read_config(ws)
-    config["sanity"] = {**qio.DEFAULT_SANITY_BOUNDS, "first_law_residual_rel": 1e-9}  # healthy: ~5e-5
+    config["sanity"] = {**datasets.DEFAULT_SANITY_BOUNDS, "first_law_residual_rel": 1e-9}  # healthy: ~5e-5
     write_config(ws, config)
     recomputed = points_dir(ws) / f"{point_id({**BASE, 'g': 0.2, 'catalyst': True})}.nc"
     recomputed.unlink()
@@ -569,7 +562,7 @@ def test_tightened_bounds_flag_points_and_loosening_them_reruns_no_simulation(fi
     for path in point_files(ws):
         if path != recomputed:
             with xr.open_dataset(path) as ds:
-                assert ds.attrs["sanity_ok"] == 1 and ds.attrs["sanity_bounds"] == qio.describe_bounds()
+                assert ds.attrs["sanity_ok"] == 1 and ds.attrs["sanity_bounds"] == datasets.describe_bounds()
     # the sweep dataset re-checks every point with the current bounds, and the log names each
     with xr.open_dataset(ws / "results" / "sweeps" / "s.nc") as ds:
         assert ds.sanity_ok.dims == ("g", "case") and (ds.sanity_ok == 0).all()
@@ -581,7 +574,7 @@ def test_tightened_bounds_flag_points_and_loosening_them_reruns_no_simulation(fi
         assert re.search(rf"point {path.stem} \((catalyzed|baseline), g=0\.\d\): first_law_residual_rel ", log)
     assert stats(p for p in point_files(ws) if p != recomputed) == kept
 
-    config["sanity"] = dict(qio.DEFAULT_SANITY_BOUNDS)
+    config["sanity"] = dict(datasets.DEFAULT_SANITY_BOUNDS)
     write_config(ws, config)
     kept = stats(point_files(ws))
     counts = job_counts(snakemake(ws).stdout)

@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from qbcat import cli, io
-from qbcat.manifest import (
+from qbcat import cli
+from qbcat.data import datasets
+from qbcat.data.manifest import (
     MANIFEST_NAME,
     ManifestError,
     build_manifest,
@@ -33,8 +34,8 @@ from qbcat.manifest import (
     verify,
     write_manifest,
 )
-from qbcat.params import PARAMETERS
-from qbcat.share import ChecksumError, open_sweep
+from qbcat.engine.params import PARAMETERS
+from qbcat.data.share import ChecksumError, open_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"n_fock": 3, "t_max": 5.0, "n_t": 51}
@@ -45,7 +46,7 @@ TIMESTAMPED_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: .+")
 @pytest.fixture(scope="module")
 def trajectories():
     """{g: catalyzed trajectory} and the baseline trajectory."""
-    from qbcat.solve import simulate
+    from qbcat.engine.solve import simulate
 
     catalyzed = {g: simulate({**TINY, "g": g}) for g in G_VALUES}
     baseline = simulate({**TINY, "catalyst": False})
@@ -59,7 +60,7 @@ def build_sweep(catalyzed: dict, baseline) -> xr.Dataset:
     time = baseline.time
     shape = (len(gs), len(cases))
     data = {}
-    for name in io.VARIABLES:
+    for name in datasets.VARIABLES:
         if name == "time":
             continue
         values = np.full(shape + (time.size,), np.nan)
@@ -70,7 +71,7 @@ def build_sweep(catalyzed: dict, baseline) -> xr.Dataset:
         data[name] = (("g", "case", "time"), values)
     ids = np.empty(shape, dtype=object)
     for i, g in enumerate(gs):
-        ids[i] = [io.point_id(catalyzed[g].params), io.point_id(baseline.params)]
+        ids[i] = [datasets.point_id(catalyzed[g].params), datasets.point_id(baseline.params)]
     data["point_id"] = (("g", "case"), ids)
     for key in baseline.sanity:
         data[f"sanity_{key}"] = (("g", "case"), np.array(
@@ -79,9 +80,9 @@ def build_sweep(catalyzed: dict, baseline) -> xr.Dataset:
     fixed = catalyzed[gs[0]].params
     ds.attrs.update({n: v for n, v in fixed.items() if n not in ("g", "catalyst")})
     ds.attrs.update(sweep_name="g", sweep_axes="g")
-    return io.describe(ds, title="qbcat sweep g", summary="Ergotropy and energy flows versus g.",
+    return datasets.describe(ds, title="qbcat sweep g", summary="Ergotropy and energy flows versus g.",
                        history_entry="tests: hand-built sweep", share={},
-                       dataset_id=io.content_id("sweep", "g", *ids.ravel()))
+                       dataset_id=datasets.content_id("sweep", "g", *ids.ravel()))
 
 
 def late_ergotropy(sweep: xr.Dataset) -> xr.Dataset:
@@ -89,9 +90,9 @@ def late_ergotropy(sweep: xr.Dataset) -> xr.Dataset:
     final = sweep["ergotropy"].isel(time=-1).drop_vars("time")
     ds = xr.Dataset({"final_ergotropy": final})
     ds["final_ergotropy"].attrs = {"units": "1", "long_name": "qubit ergotropy at t_max"}
-    return io.describe(ds, title="final ergotropy versus g", summary="Ergotropy at t_max.",
+    return datasets.describe(ds, title="final ergotropy versus g", summary="Ergotropy at t_max.",
                        history_entry="tests: analysis", share=sweep.attrs,
-                       dataset_id=io.content_id("final-ergotropy", "g", sweep.attrs["id"]))
+                       dataset_id=datasets.content_id("final-ergotropy", "g", sweep.attrs["id"]))
 
 
 def plot_ergotropy(sweep: xr.Dataset, path: Path) -> Path:
@@ -120,11 +121,11 @@ def results(tmp_path, trajectories):
     catalyzed, baseline = trajectories
     root = tmp_path / "results"
     for traj in [*catalyzed.values(), baseline]:
-        io.write_netcdf(io.to_dataset(traj), root / "points" / f"{io.point_id(traj.params)}.nc")
+        datasets.write_netcdf(datasets.to_dataset(traj), root / "points" / f"{datasets.point_id(traj.params)}.nc")
     sweep = build_sweep(catalyzed, baseline)
-    io.write_netcdf(sweep, root / "sweeps" / "g.nc")
+    datasets.write_netcdf(sweep, root / "sweeps" / "g.nc")
     analysis = late_ergotropy(sweep)
-    io.write_netcdf(analysis, root / "analysis" / "final_ergotropy.nc")
+    datasets.write_netcdf(analysis, root / "analysis" / "final_ergotropy.nc")
     analysis.to_dataframe().to_csv(root / "analysis" / "final_ergotropy.csv")
     (root / "figures").mkdir()
     plot_ergotropy(sweep, root / "figures" / "g_ergotropy.png")
@@ -148,8 +149,8 @@ def run_cli(args, capsys) -> tuple[int, str, str]:
 def test_point_dataset_is_self_describing(trajectories):
     import qutip
 
-    ds = io.to_dataset(trajectories[0][0.1])
-    for attr in io.REQUIRED_GLOBAL_ATTRS:
+    ds = datasets.to_dataset(trajectories[0][0.1])
+    for attr in datasets.REQUIRED_GLOBAL_ATTRS:
         assert attr in ds.attrs, attr
     assert "CF-1.10" in ds.attrs["Conventions"] and "ACDD-1.3" in ds.attrs["Conventions"]
     assert "arXiv:2512.07906" in ds.attrs["references"]
@@ -162,47 +163,47 @@ def test_point_dataset_is_self_describing(trajectories):
 
 
 def test_git_commit_is_the_checkout_head_or_unknown(trajectories):
-    ds = io.to_dataset(trajectories[0][0.1])
+    ds = datasets.to_dataset(trajectories[0][0.1])
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                           text=True)
-    in_checkout = head.returncode == 0 and (REPO / "src" / "qbcat" / "io.py").is_file()
+    in_checkout = head.returncode == 0 and (REPO / "src" / "qbcat" / "datasets.py").is_file()
     expected = head.stdout.strip() if in_checkout else "unknown"
     assert ds.attrs["qbcat_git_commit"] == expected
 
 
 def test_git_commit_outside_a_qbcat_checkout_is_unknown(tmp_path):
-    assert io.git_commit(tmp_path / "src" / "qbcat") == ("unknown", "unknown")
+    assert datasets.git_commit(tmp_path / "src" / "qbcat") == ("unknown", "unknown")
     if shutil.which("git"):  # a qbcat copy inside some other repository is not a checkout of qbcat
         other = tmp_path / "other"
         (other / "lib" / "qbcat").mkdir(parents=True)
         subprocess.run(["git", "init", "-q", str(other)], check=True)
-        assert io.git_commit(other / "lib" / "qbcat") == ("unknown", "unknown")
+        assert datasets.git_commit(other / "lib" / "qbcat") == ("unknown", "unknown")
 
 
 def test_describe_appends_history_and_labels_parameter_coordinates():
     raw = xr.Dataset({"ergotropy": (("g", "time"), np.zeros((2, 3)))},
                      coords={"g": [0.1, 0.2], "time": [0.0, 1.0, 2.0]},
                      attrs={"history": "2020-01-01T00:00:00Z: made by hand"})
-    once = io.describe(raw, title="t", summary="s", config_hash="abc123", history_entry="first",
+    once = datasets.describe(raw, title="t", summary="s", config_hash="abc123", history_entry="first",
                        share={"creator_name": "A. Tester", "include_points": True})
-    twice = io.describe(once, title="t", summary="s", history_entry="second")
+    twice = datasets.describe(once, title="t", summary="s", history_entry="second")
     lines = twice.attrs["history"].splitlines()
     assert lines[0] == "2020-01-01T00:00:00Z: made by hand"
     assert [line.split(": ", 1)[1].split(" (")[0] for line in lines[1:]] == ["first", "second"]
     assert twice["g"].attrs["units"] == "1"
     assert twice["g"].attrs["long_name"] == PARAMETERS["g"].description
-    assert twice["ergotropy"].attrs["units"] == io.VARIABLES["ergotropy"][0]
+    assert twice["ergotropy"].attrs["units"] == datasets.VARIABLES["ergotropy"][0]
     assert once.attrs["config_hash"] == "abc123" and once.attrs["creator_name"] == "A. Tester"
-    assert once.attrs["institution"] == io.UNSET  # a share key not set: its default
+    assert once.attrs["institution"] == datasets.UNSET  # a share key not set: its default
     assert once.attrs["publisher_name"] == "A. Tester"  # no publisher: the creator
-    assert "creator_name" not in io.describe(raw, title="t", summary="s").attrs  # no share: no creator
+    assert "creator_name" not in datasets.describe(raw, title="t", summary="s").attrs  # no share: no creator
     assert raw["g"].attrs == {} and "title" not in raw.attrs  # the input is left unchanged
 
 
 def test_describe_refuses_a_variable_it_cannot_label():
     ds = xr.Dataset({"mystery": ("time", np.zeros(3))}, coords={"time": [0.0, 1.0, 2.0]})
     with pytest.raises(ValueError, match="mystery: variable has no units or long_name"):
-        io.describe(ds, title="t", summary="s")
+        datasets.describe(ds, title="t", summary="s")
 
 
 def test_written_coordinates_have_no_fill_value(results):
@@ -275,10 +276,10 @@ def test_verify_cli_names_each_missing_altered_and_malformed_file(results, traje
     catalyzed, baseline = trajectories
     broken = build_sweep(catalyzed, baseline)
     del broken["ergotropy"].attrs["units"]
-    io.write_netcdf(broken, results / "sweeps" / "no_units.nc")
+    datasets.write_netcdf(broken, results / "sweeps" / "no_units.nc")
     no_param = build_sweep(catalyzed, baseline)
     del no_param.attrs["gamma_D"]
-    io.write_netcdf(no_param, results / "sweeps" / "no_gamma.nc")
+    datasets.write_netcdf(no_param, results / "sweeps" / "no_gamma.nc")
     write_manifest(results)
 
     sweep = results / "sweeps" / "g.nc"
@@ -306,7 +307,7 @@ def test_verify_names_missing_and_extra_point_files_and_a_missing_manifest(resul
     assert [str(p) for p in problems] == ["manifest.json: missing (run 'qbcat manifest' or the "
                                           "workflow first)"]
     write_manifest(results)
-    victim = results / "points" / f"{io.point_id(trajectories[1].params)}.nc"
+    victim = results / "points" / f"{datasets.point_id(trajectories[1].params)}.nc"
     victim.rename(results / "points" / "0000000000000000.nc")
     problems, _ = verify(results)
     assert sorted(str(p) for p in problems) == sorted([
@@ -316,9 +317,9 @@ def test_verify_names_missing_and_extra_point_files_and_a_missing_manifest(resul
 
 
 def test_contract_catches_a_point_whose_parameters_were_edited(results, trajectories):
-    ds = io.to_dataset(trajectories[0][0.3])
+    ds = datasets.to_dataset(trajectories[0][0.3])
     ds.attrs["g"] = 0.25  # the parameters no longer hash to the file's point id
-    path = io.write_netcdf(ds, results / "edited.nc")
+    path = datasets.write_netcdf(ds, results / "edited.nc")
     reasons = check_dataset(path)
     assert len(reasons) == 1 and "does not match its parameters" in reasons[0]
 
@@ -369,7 +370,7 @@ def test_export_unpack_verify_and_rebuild_a_figure_without_simulating(results, t
 def test_export_refuses_a_missing_config(results, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "config")  # no config/config.yaml below the working directory
     with pytest.raises(ManifestError, match="pass --config FILE"):
-        from qbcat.share import export
+        from qbcat.data.share import export
 
         export(tmp_path / "out.tar.gz", results)
     assert not (tmp_path / "out.tar.gz").exists()
@@ -382,12 +383,12 @@ def test_open_sweep_refuses_a_replaced_file_and_asks_which_sweep(results, trajec
     assert qbcat.open_sweep is open_sweep  # the lazy package-level accessor
     ds = xr.open_dataset(results / "sweeps" / "g.nc").load()
     ds["ergotropy"][0, 0, -1] = 99.0  # a valid dataset, but not the one the manifest lists
-    io.write_netcdf(ds, results / "sweeps" / "g.nc")
+    datasets.write_netcdf(ds, results / "sweeps" / "g.nc")
     with pytest.raises(ChecksumError, match="sha256 differs"):
         open_sweep(results / "sweeps" / "g.nc")
     with open_sweep(results, "g", verify=False) as unchecked:
         assert float(unchecked["ergotropy"][0, 0, -1]) == 99.0
-    io.write_netcdf(ds, results / "sweeps" / "omega_c.nc")
+    datasets.write_netcdf(ds, results / "sweeps" / "omega_c.nc")
     with pytest.raises(ManifestError, match=r"several sweeps \(available: g, omega_c\)"):
         open_sweep(results)
 

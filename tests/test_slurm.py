@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from qbcat.params import point_id
+from qbcat.engine.params import point_id
 
 from conftest import (
     NOTHING_TO_DO,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from qbcat import status
+from qbcat.workflow import status
 from qbcat.cli import main
-from qbcat.params import validate
-from qbcat.profile import ProfileError, differences, install
-from qbcat.configuration import load_config
+from qbcat.engine.params import validate
+from qbcat.workflow.profile import ProfileError, differences, install
+from qbcat.workflow.configuration import load_config
 
 from conftest import REPO, job_counts, make_workspace, snakemake
 

@@ -1,4 +1,4 @@
-"""The periodic steady state (qbcat.steady) against long trajectories, analytic limits and itself
+"""The periodic steady state (qbcat.science.steady) against long trajectories, analytic limits and itself
 by independent numerical routes (full propagator, Krylov extrapolation, Arnoldi)."""
 
 import math
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from qbcat.io import write_netcdf
-from qbcat.params import ParameterError, validate
-from qbcat.solve import Trajectory, simulate
-from qbcat.steady import late_time_mean, steady_map, steady_state
+from qbcat.data.datasets import write_netcdf
+from qbcat.engine.params import ParameterError, validate
+from qbcat.engine.solve import Trajectory, simulate
+from qbcat.science.steady import late_time_mean, steady_map, steady_state
 
 SMALL = {"n_fock": 4}  # cheap catalyzed point; the defaults otherwise (relaxation time ~22)
 COMPARED = ("ergotropy", "energy_qb", "heat_current", "power", "energy_cat")

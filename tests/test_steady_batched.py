@@ -1,4 +1,4 @@
-"""The batched steady state (qbcat.steady.batched_steady_states, qbcat.batched.propagate): the
+"""The batched steady state (qbcat.science.steady.batched_steady_states, qbcat.engine.batched.propagate): the
 batched one-period propagation against QuTiP, the batched Arnoldi fixed point and relaxation time
 against the full one-period propagator and the QuTiP methods, and steady maps against trajectories.
 """
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import qutip
 
-from qbcat import batched
-from qbcat.model import build_model
-from qbcat.params import ParameterError, validate
-from qbcat.solve import simulate_points, solver_options
-from qbcat.steady import (batched_arnoldi, batched_propagators, herm_to_vec, late_time_mean, propagator_spectrum,
+from qbcat.engine import batched
+from qbcat.engine.model import build_model
+from qbcat.engine.params import ParameterError, validate
+from qbcat.engine.solve import simulate_points, solver_options
+from qbcat.science.steady import (batched_arnoldi, batched_propagators, herm_to_vec, late_time_mean, propagator_spectrum,
                           steady_map, steady_state, vec_to_herm)
 
 TIGHT = {"rtol": 1e-11, "atol": 1e-13}
@@ -184,12 +184,12 @@ def test_steady_map_rejects_bad_options_before_work(kwargs, message):
 
 
 def test_the_map_reads_per_cell_cutoffs_from_a_sweep():
-    """qbcat.steady.cell_cutoffs (the steady_map rule's): a sweep run with n_fock: auto carries
+    """qbcat.science.steady.cell_cutoffs (the steady_map rule's): a sweep run with n_fock: auto carries
     n_fock over (*axes, case); the map takes each cell's (a subset of the sweep's grid, in the
     map's order); a sweep without the variable gives None (the base's cutoff)."""
     import xarray as xr
 
-    from qbcat.steady import cell_cutoffs
+    from qbcat.science.steady import cell_cutoffs
 
     g, w = [0.0, 0.1, 0.2], [0.8, 1.2]
     n = np.array([[[4, -1], [5, -1]], [[6, -1], [7, -1]], [[8, -1], [9, -1]]], dtype=float)
@@ -205,7 +205,7 @@ def test_the_map_reads_per_cell_cutoffs_from_a_sweep():
 def test_workers_split_the_points_and_change_nothing():
     """batched_steady_states in 2 processes (as a Snakemake script job runs it: no __main__
     guard) gives each point what it gets in one process."""
-    from qbcat.steady import batched_steady_states
+    from qbcat.science.steady import batched_steady_states
 
     points = [validate({"n_fock": 3, "g": g}) for g in (0.1, 0.2, 0.3)] + [validate({"catalyst": False})]
     one = batched_steady_states(points, n_period=8)

@@ -1,4 +1,4 @@
-"""The study: config checks (one line naming the config path), sweeps -> points, batches (qbcat.configuration, qbcat.study, qbcat.batches)."""
+"""The study: config checks (one line naming the config path), sweeps -> points, batches (qbcat.workflow.configuration, qbcat.workflow.study, qbcat.workflow.batches)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 
-from qbcat.params import DEFAULTS, PARAMETERS, point_id
-from qbcat.batches import (
+from qbcat.engine.params import DEFAULTS, PARAMETERS, point_id
+from qbcat.workflow.batches import (
     failure_report,
     partition,
     read_batch_plan,
@@ -20,8 +20,8 @@ from qbcat.batches import (
     runtime_minutes,
     write_batch_plan,
 )
-from qbcat.configuration import ConfigError, load_config
-from qbcat.study import Study, Sweep, failed_points, index_rows, missing_points, point_path
+from qbcat.workflow.configuration import ConfigError, load_config
+from qbcat.workflow.study import Study, Sweep, failed_points, index_rows, missing_points, point_path
 
 from conftest import REPO
 

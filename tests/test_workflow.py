@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from qbcat import aggregate
-from qbcat.params import point_id
-from qbcat.batches import read_batch_plan, run_batch
-from qbcat.configuration import load_config
-from qbcat.study import point_path
+from qbcat.data import aggregate
+from qbcat.engine.params import point_id
+from qbcat.workflow.batches import read_batch_plan, run_batch
+from qbcat.workflow.configuration import load_config
+from qbcat.workflow.study import point_path
 
 from conftest import (
     NOTHING_TO_DO,

@@ -11,7 +11,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 def __getattr__(name: str):
     """Lazy ``qbcat.open_sweep``: xarray and dask are imported on first use, not with the package."""
     if name == "open_sweep":
-        from .share import open_sweep
+        from .data.share import open_sweep
 
         return open_sweep
     raise AttributeError(f"module 'qbcat' has no attribute {name!r}")

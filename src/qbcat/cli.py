@@ -2,12 +2,12 @@
 
 - ``qbcat simulate``, ``qbcat params``: one point, and the parameter table;
 - ``qbcat cutoff``: the smallest photon cutoff n_fock that passes the convergence thresholds at
-  one point (qbcat.convergence.smallest_passing_cutoff);
+  one point (qbcat.science.convergence.smallest_passing_cutoff);
 - ``qbcat manifest``, ``qbcat verify DIR``, ``qbcat info FILE``, ``qbcat export``: sharing results
-  (see qbcat.manifest and qbcat.share);
-- ``qbcat status [RESULTS]``: progress of a run, per sweep, from files only (qbcat.status);
+  (see qbcat.data.manifest and qbcat.data.share);
+- ``qbcat status [RESULTS]``: progress of a run, per sweep, from files only (qbcat.workflow.status);
 - ``qbcat install-profile``: the SLURM profile where ``snakemake --profile slurm`` finds it from
-  any directory (qbcat.profile).
+  any directory (qbcat.workflow.profile).
 
 Errors are one line naming the offending parameter or file, with exit status 2, and are raised
 before any simulation starts; an output file is only ever written whole. ``qbcat verify`` exits
@@ -22,7 +22,7 @@ import sys
 
 import yaml
 
-from .params import PARAMETERS, ParameterError, parse_assignment, validate
+from .engine.params import PARAMETERS, ParameterError, parse_assignment, validate
 
 
 def _load_parameter_file(path: str) -> dict:
@@ -51,8 +51,8 @@ def gather_parameters(config: str | None, assignments: list[str]) -> dict:
 
 def cmd_simulate(args) -> int:
     params = gather_parameters(args.config, args.set)
-    from .cutoff import describe, simulate_certified  # heavy imports only once input is known good
-    from .io import to_dataset, write_netcdf
+    from .engine.cutoff import describe, simulate_certified  # heavy imports only once input is known good
+    from .data.datasets import to_dataset, write_netcdf
 
     # as the workflow stores a point: a catalyzed point with its cutoff certificate
     ((_, traj),) = simulate_certified([params])
@@ -90,7 +90,7 @@ def cmd_cutoff(args) -> int:
         if not sep:
             raise ParameterError(f"threshold: expected OBSERVABLE=VALUE, got {text!r}")
         thresholds[name] = value
-    from .convergence import smallest_passing_cutoff, validate_thresholds
+    from .science.convergence import smallest_passing_cutoff, validate_thresholds
 
     thresholds = validate_thresholds(thresholds)  # one-line error before any simulation
     result = smallest_passing_cutoff(
@@ -108,7 +108,7 @@ def cmd_cutoff(args) -> int:
 
 
 def cmd_manifest(args) -> int:
-    from .manifest import write_manifest
+    from .data.manifest import write_manifest
 
     path = write_manifest(args.results, include_points=args.include_points, output=args.output)
     print(f"wrote {path}", file=sys.stderr)
@@ -116,7 +116,7 @@ def cmd_manifest(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .manifest import verify
+    from .data.manifest import verify
 
     problems, counts = verify(args.directory,
                               progress=lambda msg: print(f"qbcat verify: {msg}", file=sys.stderr))
@@ -131,8 +131,8 @@ def cmd_verify(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .manifest import ManifestError
-    from .share import info_text
+    from .data.manifest import ManifestError
+    from .data.share import info_text
 
     try:
         text = info_text(args.file)
@@ -144,7 +144,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .share import export
+    from .data.share import export
 
     path = export(args.output, args.results, args.config,
                   progress=lambda msg: print(f"qbcat export: {msg}", file=sys.stderr))
@@ -153,7 +153,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from . import status
+    from .workflow import status
 
     print(status.format_status(status.collect(args.results)))
     return 0
@@ -162,7 +162,7 @@ def cmd_status(args) -> int:
 def cmd_install_profile(args) -> int:
     from pathlib import Path
 
-    from .profile import ProfileError, install
+    from .workflow.profile import ProfileError, install
 
     try:
         target, done = install(Path(args.source) if args.source else None, args.name, args.force)
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .manifest import ManifestError
+    from .data.manifest import ManifestError
 
     try:
         return args.func(args)
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # SimulationError and I/O errors: one line, no traceback
-        from .solve import SimulationError
+        from .engine.solve import SimulationError
 
         if isinstance(exc, (SimulationError, OSError)):
             print(f"qbcat: error: {exc}", file=sys.stderr)

@@ -1,7 +1,7 @@
 # Helpers and target functions of the qbcat workflow.
 #
 # Everything that decides what runs is computed here, once, when Snakemake reads the workflow:
-#   config -> STUDY (qbcat.configuration.load_config: schema, then semantic checks): sweeps and points
+#   config -> STUDY (qbcat.workflow.configuration.load_config: schema, then semantic checks): sweeps and points
 #   points without a file in results/points -> BATCHES of at most batch_size points
 # simulate.smk defines one rule per batch, whose outputs are exactly its points' files; point
 # files that exist are plain inputs of the aggregation (no rule makes them), so a re-run with
@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import qbcat
-from qbcat import status
-from qbcat.io import SHARE_DEFAULTS
-from qbcat.batches import partition, read_batch_plan, runtime_minutes, write_batch_plan
-from qbcat.configuration import ConfigError, load_config
-from qbcat.study import Study, failed_points, missing_points, point_path, write_index
+from qbcat.workflow import status
+from qbcat.data.datasets import SHARE_DEFAULTS
+from qbcat.workflow.batches import partition, read_batch_plan, runtime_minutes, write_batch_plan
+from qbcat.workflow.configuration import ConfigError, load_config
+from qbcat.workflow.study import Study, failed_points, missing_points, point_path, write_index
 
 # In every rule's params: Snakemake does not track changes to imported modules.
 QBCAT_VERSION = qbcat.__version__

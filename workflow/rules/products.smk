@@ -6,14 +6,14 @@
 #   redraws figures only. Every config value a rule uses is in its params (config/README.md).
 import sys
 
-from qbcat import plan
-from qbcat.configuration import ConfigError
+from qbcat.workflow import plan
+from qbcat.workflow.configuration import ConfigError
 
 
 report: "../report/workflow.rst"
 
 
-# The plan of every product (qbcat.plan): made and checked here, so that a bad product setting
+# The plan of every product (qbcat.workflow.plan): made and checked here, so that a bad product setting
 # stops the workflow before any job with one line naming its config key; a job step (cluster
 # job) skips the checks that the submitting run made. share.smk reads PLAN too.
 try:

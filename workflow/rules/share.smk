@@ -1,15 +1,15 @@
 # Sharing: the effective config next to the results, the manifest of every shared product
 # (results/manifest.json, built last: it checksums them) and, on request only, one archive:
-#   snakemake export    ->  results/qbcat-results.tar.gz  (qbcat.share.export; not part of `all`)
+#   snakemake export    ->  results/qbcat-results.tar.gz  (qbcat.data.share.export; not part of `all`)
 # `qbcat verify results` checks a results folder (or an unpacked archive) against its manifest.
 # Reads, from the files the Snakefile includes before it: PLAN, the plan of the products
-# (products.smk, qbcat.plan.ProductPlan: the shared files by rule, the manifest's inputs), and
+# (products.smk, qbcat.workflow.plan.ProductPlan: the shared files by rule, the manifest's inputs), and
 # add_targets and QBCAT_VERSION (common.smk).
 import os
 
 import yaml
 
-from qbcat import plan
+from qbcat.workflow import plan
 from qbcat.atomic import write_text
 
 add_targets(lambda: PLAN.share_targets)

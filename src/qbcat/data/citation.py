@@ -1,7 +1,7 @@
 """Repository metadata of an exported bundle: ``datacite.json`` and ``zenodo.json``.
 
 ``qbcat export`` writes both into the bundle, next to ``manifest.json``, from the config's
-``share:`` keys (the same that go into the datasets, :data:`qbcat.io.SHARE_DEFAULTS`) and from
+``share:`` keys (the same that go into the datasets, :data:`qbcat.data.datasets.SHARE_DEFAULTS`) and from
 the provenance attributes of the bundle's datasets:
 
 - ``datacite.json``: the ``attributes`` of a DataCite (metadata schema 4) record, as the DataCite
@@ -24,7 +24,7 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .io import REFERENCES, UNSET, share_settings
+from .datasets import REFERENCES, UNSET, share_settings
 
 PAPER_ARXIV = "arXiv:2512.07906"
 DATACITE_NAME = "datacite.json"

@@ -11,7 +11,7 @@ Three things, for the workflow and for ``qbcat status``:
 
 Where the status comes from, and why. A run writes, when its jobs start (``onstart``,
 workflow/rules/simulate.smk), two small files under ``.snakemake/qbcat/``: the batch plan
-(``batch-plan.json``: batch -> its point ids, qbcat.batches) and the run's summary (``run.json``,
+(``batch-plan.json``: batch -> its point ids, qbcat.workflow.batches) and the run's summary (``run.json``,
 :func:`write_run_info`: start time, each sweep's point ids, the estimated seconds per point of
 each batch). Everything else is read from ``results/points``: one directory listing says which
 points exist and which failed (``<id>.failed`` markers), and the modification times of the
@@ -36,8 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import write_text
-from .params import DEFAULTS
+from ..atomic import write_text
+from ..engine.params import DEFAULTS
 
 # --------------------------------------------------------------------------------------------
 # Cost model
@@ -53,7 +53,7 @@ ENGINE_COST = {
     "batched": (7.0e-3, 4.7e-5),
 }
 #: Seconds per point that do not grow with t_max or n_fock: the point's dataset built and
-#: written (qbcat.io.to_dataset + write_netcdf, uncompressed, n_t 3001: ~0.012 s measured).
+#: written (qbcat.data.datasets.to_dataset + write_netcdf, uncompressed, n_t 3001: ~0.012 s measured).
 WRITE_S = 0.012
 #: The engine a point without an ``engine`` parameter runs on.
 DEFAULT_ENGINE = "batched"
@@ -74,11 +74,11 @@ def hilbert_dimension(params: Mapping) -> int:
 
 
 def certified_cutoffs(params: Mapping) -> list[int]:
-    """The cutoffs a catalyzed point is run at (qbcat.cutoff): its n_fock and n_fock + cutoff_gap;
+    """The cutoffs a catalyzed point is run at (qbcat.engine.cutoff): its n_fock and n_fock + cutoff_gap;
     with n_fock auto, every rung up to :data:`AUTO_RUNGS` and their references."""
     p = {**DEFAULTS, **params}
     gap = int(p["cutoff_gap"])
-    if p["n_fock"] == "auto":  # the ladder of qbcat.cutoff.ladder, its first AUTO_RUNGS rungs
+    if p["n_fock"] == "auto":  # the ladder of qbcat.engine.cutoff.ladder, its first AUTO_RUNGS rungs
         rungs = list(range(int(p["n_fock_min"]), int(p["n_fock_max"]) + 1, int(p["n_fock_step"])))[:AUTO_RUNGS]
         return sorted({*rungs, *(n + gap for n in rungs)})
     return [int(p["n_fock"]), int(p["n_fock"]) + gap]
@@ -148,7 +148,7 @@ def cost_report(points: Mapping[str, Mapping], to_compute: Sequence[str], presen
     lines = [f"{head} in {len(batches)} batch{'es' if len(batches) != 1 else ''}; estimated "
              f"{format_duration(total)} of CPU ({', '.join(engines)} engine, "
              f"{format_duration(total / len(to_compute))} per point on average; the cost model is "
-             f"qbcat.status.estimate_point_seconds)"]
+             f"qbcat.workflow.status.estimate_point_seconds)"]
     slow = [pid for pid in to_compute if seconds[pid] > POINT_WARN_S]
     if slow:
         worst = max(slow, key=seconds.get)
@@ -225,7 +225,7 @@ def parse_progress_line(line: str) -> dict | None:
 # The run's summary file
 
 RUN_FILE = Path(".snakemake", "qbcat", "run.json")
-PLAN_FILE = Path(".snakemake", "qbcat", "batch-plan.json")  # written by qbcat.batches.write_batch_plan
+PLAN_FILE = Path(".snakemake", "qbcat", "batch-plan.json")  # written by qbcat.workflow.batches.write_batch_plan
 
 
 def write_run_info(path: str | os.PathLike, sweeps: Mapping[str, Sequence[str]],
@@ -254,7 +254,7 @@ def read_run_info(path: str | os.PathLike) -> dict | None:
 # --------------------------------------------------------------------------------------------
 # Status of a results folder
 
-POINT_SUFFIX, FAILED_SUFFIX = ".nc", ".failed"  # as qbcat.study (not imported: no numpy/yaml)
+POINT_SUFFIX, FAILED_SUFFIX = ".nc", ".failed"  # as qbcat.workflow.study (not imported: no numpy/yaml)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 
 An exported archive holds one folder named after the archive with the sweep datasets, analysis
 products, figures, claims report, the exact config, the repository metadata ``datacite.json``
-and ``zenodo.json`` (:mod:`qbcat.citation`, from the config's ``share:`` keys) and a fresh
+and ``zenodo.json`` (:mod:`qbcat.data.citation`, from the config's ``share:`` keys) and a fresh
 ``manifest.json`` of exactly those files, so that ``qbcat verify`` passes on it once unpacked and
 every figure or analysis can be rebuilt from it without simulating. Point datasets stay out:
 every number in them is in the sweeps.
@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from .atomic import atomic_output
+from ..atomic import atomic_output
 from .manifest import (
     MANIFEST_NAME,
     ManifestError,
@@ -105,7 +105,7 @@ def export(
 
     ``config`` defaults to ``config/config.yaml`` of the working directory (the workflow's);
     it is stored as ``config/<its name>``, and its ``share:`` keys make the bundle's
-    ``datacite.json`` and ``zenodo.json`` (:mod:`qbcat.citation`); the keys still at their
+    ``datacite.json`` and ``zenodo.json`` (:mod:`qbcat.data.citation`); the keys still at their
     default ("unknown") are named in a note (through ``progress``, else a warning). The rule of
     each file is taken from ``results_dir/manifest.json`` if there is one; checksums are always
     recomputed. The archive is written to a temporary file next to ``output`` and renamed into
@@ -294,7 +294,7 @@ def info_text(path: str | os.PathLike) -> str:
     with units, provenance and sanity numbers."""
     import xarray as xr
 
-    from .params import PARAMETERS
+    from ..engine.params import PARAMETERS
 
     path = Path(path)
     with xr.open_dataset(path) as ds:

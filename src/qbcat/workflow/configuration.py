@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .params import PARAMETERS, ParameterError, validate
+from ..engine.params import PARAMETERS, ParameterError, validate
 from .study import Axis, Study, Sweep
 
 #: Parameters a sweep may not vary or override, and why.
@@ -96,7 +96,7 @@ def _require(config: Mapping, key: str) -> Any:
     return config[key]
 
 
-#: Bounds on the sanity numbers (qbcat.io.SANITY_BOUNDS): names and the sign each must have.
+#: Bounds on the sanity numbers (qbcat.data.datasets.SANITY_BOUNDS): names and the sign each must have.
 SANITY_SIGNS = {"trace_error_max": ">= 0", "min_eigenvalue_qb": "<= 0", "first_law_residual_rel": ">= 0",
                 "heat_channel_residual": ">= 0"}
 

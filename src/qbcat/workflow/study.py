@@ -3,12 +3,12 @@
 A *sweep* varies one or more parameters (its *axes*, each an explicit list of values or a
 linear/log range) around the base parameters, possibly overriding some of them (``set``).
 Every grid cell holds two *points*: the catalyzed one and its uncatalyzed baseline (same
-parameters, catalyst=false). A point is identified by :func:`qbcat.params.point_id`, so a point
+parameters, catalyst=false). A point is identified by :func:`qbcat.engine.params.point_id`, so a point
 shared by several sweeps (the common baseline, the base point) is one file, computed once
 (:func:`point_path`); the point index lists them all (:func:`write_index`).
 
-The config becomes a Study in :mod:`qbcat.configuration`; the missing points are cut into
-batches and run in :mod:`qbcat.batches`. This module is imported when the workflow is parsed,
+The config becomes a Study in :mod:`qbcat.workflow.configuration`; the missing points are cut into
+batches and run in :mod:`qbcat.workflow.batches`. This module is imported when the workflow is parsed,
 so it imports neither QuTiP nor xarray.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
-from .params import PARAMETERS, canonical, point_id
+from ..atomic import write_text
+from ..engine.params import PARAMETERS, canonical, point_id
 
 CASES = ("catalyzed", "baseline")
 

@@ -48,9 +48,9 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from .params import PARAMETERS, SOLVER_METHODS, ParameterError, point_id, validate
-from .solve import SimulationError, Trajectory, simulate
-from .atomic import atomic_output
+from ..engine.params import PARAMETERS, SOLVER_METHODS, ParameterError, point_id, validate
+from ..engine.solve import SimulationError, Trajectory, simulate
+from ..atomic import atomic_output
 
 #: Observables compared by every check (energy_cat is skipped for the uncatalyzed baseline).
 OBSERVABLES = ("ergotropy", "heat_current", "energy_cat")
@@ -456,9 +456,9 @@ def sampling_check(params: dict, thresholds: dict | None = None, *, relative: bo
 
 
 def resolve_auto(p: dict, progress: Progress = _stderr) -> dict:
-    """A point with n_fock "auto" at the cutoff its ladder picks (qbcat.cutoff.resolve; the checks
+    """A point with n_fock "auto" at the cutoff its ladder picks (qbcat.engine.cutoff.resolve; the checks
     then run at that cutoff, as the study's point does); any other point as it is."""
-    from .cutoff import resolve
+    from ..engine.cutoff import resolve
 
     return resolve(p, progress)
 
@@ -466,7 +466,7 @@ def resolve_auto(p: dict, progress: Progress = _stderr) -> dict:
 def run_checks(base_params: dict, options: dict | None = None, progress: Progress = _stderr) -> pd.DataFrame:
     """All configured checks of one point, in one table (see the module docstring).
 
-    ``base_params``: the point (overrides of qbcat.params.DEFAULTS); ``options``: keys of
+    ``base_params``: the point (overrides of qbcat.engine.params.DEFAULTS); ``options``: keys of
     :data:`DEFAULT_OPTIONS`. Both are validated before any simulation. Runs shared by two checks
     (e.g. the point itself) are done once. A point with n_fock "auto" is checked at the cutoff
     its ladder picks (:func:`resolve_auto`); the cutoff list then follows from n_fock_offsets.

@@ -9,7 +9,7 @@ that is not swept.
 How it is built, and why:
 
 1. :func:`check_points` opens every point file's header once (attributes only), checks that
-   the file's parameters are the ones the sweep expects (:func:`qbcat.io.read_params`), and
+   the file's parameters are the ones the sweep expects (:func:`qbcat.data.datasets.read_params`), and
    collects ids and sanity numbers. A missing or mismatching point is refused with a message
    naming the file, before anything is written (with ``allow_gaps`` a missing point is a NaN
    gap instead, listed in the variable ``missing_point`` and the attribute ``gaps``).
@@ -19,7 +19,7 @@ How it is built, and why:
    (``xarray.open_mfdataset`` would make one task per file and variable, ~10^5 tasks for a
    10^4-point map, and open every file through xarray's slower machinery).
 3. The dataset is written with xarray's netCDF4 engine, zlib-compressed, in chunks equal to the
-   dask chunks, to a temporary file renamed into place (:func:`qbcat.io.write_netcdf`).
+   dask chunks, to a temporary file renamed into place (:func:`qbcat.data.datasets.write_netcdf`).
 
 Thread safety: libnetcdf and HDF5 are not thread-safe and netCDF4-python does not serialise
 calls into them; that is why ``open_mfdataset(parallel=True)`` with the netCDF4 engine can
@@ -47,17 +47,17 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .batches import remove_stale_temporaries
-from .study import CASES, POINT_SUFFIX, Sweep
-from .cutoff import CERTIFIED, Certificate
-from .params import PARAMETERS, validate
+from ..atomic import remove_stale_temporaries
+from ..workflow.study import CASES, POINT_SUFFIX, Sweep
+from ..engine.cutoff import CERTIFIED, Certificate
+from ..engine.params import PARAMETERS, validate
 
 #: The per-point sanity numbers (attributes ``sanity_*`` of a point file).
 SANITY = ("trace_error_max", "min_eigenvalue_qb", "first_law_residual", "first_law_residual_rel",
           "heat_channel_residual")
 
 #: The cutoff certificate's numbers (attributes ``cutoff_*`` of a catalyzed point's file,
-#: qbcat.cutoff), carried into the sweep as variables of the same names; the chosen cutoff
+#: qbcat.engine.cutoff), carried into the sweep as variables of the same names; the chosen cutoff
 #: ``cutoff_n_fock`` becomes the variable ``n_fock``.
 #: A catalyzed point's certificate thresholds (its own parameters: a sweep may set them).
 THRESHOLDS = ("cutoff_tolerance", "cutoff_top_tolerance")
@@ -70,7 +70,7 @@ class AggregationError(RuntimeError):
 
 
 def _observables() -> list[str]:
-    from .io import VARIABLES
+    from .datasets import VARIABLES
 
     return [name for name in VARIABLES if name != "time"]
 
@@ -140,7 +140,7 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
     A point file must be named ``<point_id>.nc`` and hold that point's parameters; a missing one
     raises AggregationError naming the expected file (or, with ``allow_gaps``, becomes a gap).
     """
-    from .io import read_params
+    from .datasets import read_params
 
     log = log or _stderr
     by_id = _files_by_id(files)
@@ -221,7 +221,7 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
 def sanity_flags(table: PointTable, bounds: Mapping | None = None) -> tuple[np.ndarray, dict]:
     """``sanity_ok`` on the grid (*shape, case): 1 within ``bounds``, 0 broken, -1 missing point;
     and {point_id: violations (text)} of the points that break them."""
-    from .io import sanity_violations
+    from .datasets import sanity_violations
 
     ok = np.ones(table.point_id.shape, dtype=np.int8)
     broken = {}
@@ -239,7 +239,7 @@ def sanity_flags(table: PointTable, bounds: Mapping | None = None) -> tuple[np.n
 def cutoff_flags(table: PointTable) -> tuple[np.ndarray, dict]:
     """``cutoff_ok`` on the grid (*shape, case): 1 certified, 0 certificate failed, -1 none (the
     baseline has no cutoff; or a missing point); and {point_id: violations (text)} of the failed,
-    judged at each point's own thresholds (qbcat.cutoff.Certificate.violations)."""
+    judged at each point's own thresholds (qbcat.engine.cutoff.Certificate.violations)."""
     ok = np.full(table.point_id.shape, -1, dtype=np.int8)
     broken = {}
     for index in np.ndindex(*ok.shape):
@@ -348,11 +348,11 @@ def _concatenate(blocks: np.ndarray, axis: int = 0):
 def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_gaps: bool = False,
                   sanity_bounds: Mapping | None = None, share: Mapping | None = None):
     """The (lazy) sweep dataset of checked points, flagged against ``sanity_bounds``; ``share``
-    (the config's ``share:`` section) says who made it (:func:`qbcat.io.share_attrs`). Its ACDD
+    (the config's ``share:`` section) says who made it (:func:`qbcat.data.datasets.share_attrs`). Its ACDD
     ``id`` is ``qbcat-sweep-<name>-<hash of its point ids>``."""
     import xarray as xr
 
-    from .io import AGGREGATE_VARIABLES, VARIABLES, content_id, describe, describe_bounds
+    from .datasets import AGGREGATE_VARIABLES, VARIABLES, content_id, describe, describe_bounds
 
     dims = (*sweep.axis_names, "case")
     coords = {a.name: (a.name, np.asarray(a.values)) for a in sweep.axes}
@@ -404,7 +404,7 @@ def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_
         summary=(f"Time series of the driven qubit battery's observables over the sweep "
                  f"{sweep.name} ({sweep.description or axes}), each grid point catalyzed and as "
                  "its uncatalyzed baseline, stacked from the per-point datasets."),
-        history_entry=f"qbcat.aggregate: stacked {table.paths.size - len(table.gaps)} point files "
+        history_entry=f"qbcat.data.aggregate: stacked {table.paths.size - len(table.gaps)} point files "
         f"of sweep {sweep.name}",
         share=dict(share) if share is not None else {},
         dataset_id=content_id("sweep", sweep.name, *np.asarray(table.point_id).ravel()),
@@ -425,14 +425,14 @@ def write_sweep(
 ) -> Path:
     """Check the sweep's point files, stack them lazily and write ``output`` atomically.
 
-    Points that break ``sanity_bounds`` (default :data:`qbcat.io.DEFAULT_SANITY_BOUNDS`) are
+    Points that break ``sanity_bounds`` (default :data:`qbcat.data.datasets.DEFAULT_SANITY_BOUNDS`) are
     flagged in the variable ``sanity_ok`` and named in the log; so are the points whose cutoff
     certificate fails (variable ``cutoff_ok``), and with ``fail_on_cutoff`` the aggregation then
     stops before writing. Temporaries of an interrupted write of ``output`` are deleted first.
     """
     import dask
 
-    from .io import write_netcdf
+    from .datasets import write_netcdf
 
     log = log or _stderr
     start = time.perf_counter()
@@ -463,7 +463,7 @@ def write_sweep(
 
 def _log_sanity(sweep: Sweep, table: PointTable, bounds: Mapping | None, log, most: int = 100) -> None:
     """Name every point that breaks the sanity bounds (the first ``most`` of them in full)."""
-    from .io import describe_bounds
+    from .datasets import describe_bounds
 
     ok, broken = sanity_flags(table, bounds)
     if not broken:

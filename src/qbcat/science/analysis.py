@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
-from .atomic import write_text
+from ..atomic import write_text
 
 CASE = "case"
 CATALYZED = "catalyzed"
@@ -175,7 +175,7 @@ def build_sweep(
     absent from ``baseline`` (e.g. ``energy_cat``) is NaN there. ``point_ids`` optionally maps
     ``"catalyzed"``/``"baseline"`` to string arrays of shape ``(*axis lengths,)``.
     """
-    from .io import VARIABLES  # the point datasets' units and long names
+    from ..data.datasets import VARIABLES  # the point datasets' units and long names
 
     axes = {k: np.asarray(list(v), dtype=float) for k, v in axes.items()}
     time = np.asarray(list(time), dtype=float)
@@ -249,7 +249,7 @@ def _attrs(units: str, long_name: str, **extra) -> dict:
 def _derived_attrs(ds: xr.Dataset, title: str, made_by: str) -> dict:
     """The sweep's attributes (parameters, versions) for a product derived from it, with its own
     title and one more line of history; the sweep's ``id`` is not carried over."""
-    from . import __version__
+    from .. import __version__
 
     attrs = {k: v for k, v in ds.attrs.items() if k != "id"}
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -276,7 +276,7 @@ def guarded_ratio(num: xr.DataArray, den: xr.DataArray, floor: float = RATIO_FLO
 def with_certificates(out: xr.Dataset, ds: xr.Dataset, case: str | None = None) -> xr.Dataset:
     """``out`` with the sweep's cutoff flag ``cutoff_ok`` and chosen cutoff ``n_fock`` (of ``case``,
     or per case), and the attribute ``uncertified_points``: how many of its points fail their
-    cutoff certificate (qbcat.cutoff). A product made from such points says so."""
+    cutoff certificate (qbcat.engine.cutoff). A product made from such points says so."""
     if "cutoff_ok" not in ds.data_vars:
         return out
     for name in ("cutoff_ok", "n_fock"):
@@ -344,7 +344,7 @@ def ergotropy_enhancement(
         out = out.assign_coords(point_id=pid.assign_attrs(_attrs("1", "catalyzed point identity")))
     out = with_certificates(out, ds, CATALYZED)
     out.attrs.update(_derived_attrs(ds, f"ergotropy enhancement of sweep {sweep_name(ds)}",
-                                    "qbcat.analysis.ergotropy_enhancement"))
+                                    "qbcat.science.analysis.ergotropy_enhancement"))
     out.attrs.update(
         variable=variable,
         window_start=lo, window_end=hi, late_start=late_lo, late_end=late_hi,
@@ -398,7 +398,7 @@ def backflow_statistics(
         out = out.assign_coords(point_id=ds["point_id"].assign_attrs(_attrs("1", "point identity")))
     out = with_certificates(out, ds)
     out.attrs.update(_derived_attrs(ds, f"backflow statistics of sweep {sweep_name(ds)}",
-                                    "qbcat.analysis.backflow_statistics"))
+                                    "qbcat.science.analysis.backflow_statistics"))
     out.attrs.update(window_start=lo, window_end=hi, late_start=late_lo, late_end=late_hi,
                      backflow_tolerance=tolerance)
     return out
@@ -461,7 +461,7 @@ def channel_statistics(
     if "point_id" in ds.data_vars or "point_id" in ds.coords:
         out = out.assign_coords(point_id=ds["point_id"].assign_attrs(_attrs("1", "point identity")))
     out.attrs.update(_derived_attrs(ds, f"heat-current channel statistics of sweep {sweep_name(ds)}",
-                                    "qbcat.analysis.channel_statistics"))
+                                    "qbcat.science.analysis.channel_statistics"))
     out.attrs.update(window_start=lo, window_end=hi, backflow_tolerance=tolerance)
     return out
 

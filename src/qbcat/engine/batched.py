@@ -9,7 +9,7 @@ the physics parameters,
     L_D = D[sz],  L_k = D[a],  L_x = -i[sx, .],  s(t) = Omega sin(omega_d t),
 
 with structure superoperators that depend only on (catalyst, n_fock). They are taken from
-:func:`qbcat.model.operators` at unit parameters, so the physics stays in one place; a test
+:func:`qbcat.engine.model.operators` at unit parameters, so the physics stays in one place; a test
 checks the kernel against ``qutip.liouvillian`` at random points.
 
 Rotating frame (exact, no rotating-wave approximation): the engine integrates
@@ -61,8 +61,8 @@ linear in rho, so interpolating <A> is interpolating rho): no step is shortened 
 output time.
 
 Observables: the engine computes <A>(t) for exactly the operators of
-:func:`qbcat.solve.expect_operators` (time-independent, Hermitian) and hands them to the same
-:func:`qbcat.solve.observables_from_expect` as the QuTiP engine, so both engines produce the same
+:func:`qbcat.engine.solve.expect_operators` (time-independent, Hermitian) and hands them to the same
+:func:`qbcat.engine.solve.observables_from_expect` as the QuTiP engine, so both engines produce the same
 variables by construction.
 """
 
@@ -216,7 +216,7 @@ _STRUCTURES: dict = {}
 
 def structure(catalyst: bool, n_fock: int) -> Structure:
     """The Structure of (catalyst, n_fock), built once per process from the model at unit
-    coefficients (qbcat.model.operators)."""
+    coefficients (qbcat.engine.model.operators)."""
     key = (bool(catalyst), int(n_fock) if catalyst else 0)
     if key in _STRUCTURES:
         return _STRUCTURES[key]
@@ -1162,7 +1162,7 @@ def simulate_many(params_list: Sequence[dict], lanes: int | None = None) -> list
 
 
 # ---------------------------------------------------------------------------------------------
-# Propagation of given matrices (the one-period map of the steady state, qbcat.steady)
+# Propagation of given matrices (the one-period map of the steady state, qbcat.science.steady)
 #
 # The linear map rho(t0) -> rho(t1) applied to arbitrary Hermitian matrices (density matrices,
 # basis matrices, Krylov vectors), each lane with its own point and its own initial matrix. It
@@ -1242,7 +1242,7 @@ def propagate(points: Sequence[dict], rho0: np.ndarray, t1: float, t0: float = 0
     Hermitian matrices (any Hermitian matrix: the map is linear, so basis matrices and Krylov
     vectors work as well as states). Lanes are cut into kernel calls of ``lanes`` (default
     :func:`lanes_for`). Returns (n, d, d) complex in the lab frame; raises
-    :class:`qbcat.solve.SimulationError` naming a lane's point if its integration failed.
+    :class:`qbcat.engine.solve.SimulationError` naming a lane's point if its integration failed.
     """
     from .solve import SimulationError, _describe
 
@@ -1289,7 +1289,7 @@ def propagate(points: Sequence[dict], rho0: np.ndarray, t1: float, t0: float = 0
 
 def evolve_expect(points: Sequence[dict], rho0: np.ndarray, tlist: np.ndarray,
                   lanes: int | None = None) -> list[LaneResult]:
-    """The expectation values of :func:`qbcat.solve.expect_operators` on ``tlist`` from the given
+    """The expectation values of :func:`qbcat.engine.solve.expect_operators` on ``tlist`` from the given
     initial states rho0[b] (instead of the points' own), as :func:`integrate_group` returns them."""
     from .model import operators
     from .solve import expect_operators

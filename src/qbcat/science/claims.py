@@ -35,9 +35,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__, analysis
+from .. import __version__
+from . import analysis
 from .analysis import BASELINE, CASE, CATALYZED, TIME
-from .atomic import write_text
+from ..atomic import write_text
 
 HOLDS = "HOLDS"
 PARTLY = "PARTLY"
@@ -87,7 +88,7 @@ THRESHOLD_DOCS = {
     "robustness_metric": "claim 5: the enhancement metric that must be > 0 there",
     "paper_n_fock": "claim 6: the paper's cutoff (n_photon = 3 means n_fock = 4)",
     "cutoff_max_deviation": "claim 6: the paper's cutoff is converged when its max deviation (largest over the "
-                            "compared observables; the default is qbcat.convergence's absolute threshold) "
+                            "compared observables; the default is qbcat.science.convergence's absolute threshold) "
                             "is at most this",
     "link_backflow_metric": "claim 7: backflow metric correlated with the enhancement",
     "link_enhancement_metric": "claim 7: enhancement metric correlated with the backflow",
@@ -161,7 +162,7 @@ def normalise_convergence(summary) -> pd.DataFrame | None:
 
     Accepts None; a mapping ``{n_fock: max_deviation}``; a dict of columns or a list of row dicts
     or a DataFrame with columns ``n_fock`` and ``max_deviation``, e.g. the tidy table of
-    :mod:`qbcat.convergence` (one row per check, setting and observable: only ``check ==
+    :mod:`qbcat.science.convergence` (one row per check, setting and observable: only ``check ==
     "cutoff"`` rows are used, ``observable`` becomes the per-observable columns).
     """
     if summary is None:
@@ -692,7 +693,7 @@ def evaluate_claims(
     """All eight claims checked on ``sweeps`` (name -> sweep dataset).
 
     ``thresholds`` overrides :data:`DEFAULT_THRESHOLDS`; ``convergence`` is an optional photon-cutoff
-    summary (:func:`normalise_convergence`); the window options are those of :mod:`qbcat.analysis`.
+    summary (:func:`normalise_convergence`); the window options are those of :mod:`qbcat.science.analysis`.
     """
     th = check_thresholds(thresholds)
     conv = normalise_convergence(convergence)
@@ -864,7 +865,7 @@ def load_cutoff_summary(path: str | os.PathLike | None) -> pd.DataFrame | None:
 
 def convergence_section(table: pd.DataFrame) -> str:
     """Markdown: the verdict of every convergence check of this run (the workflow's combined table,
-    qbcat.convergence.combine), failures first and loud."""
+    qbcat.science.convergence.combine), failures first and loud."""
     failed = table[table["verdict"] == "FAIL"]
     n, points = len(table), table["point_id"].nunique()
     if len(failed):

@@ -40,7 +40,7 @@ class Model:
     """Static pieces of one point's Lindbladian, all on the full Hilbert space.
 
     The operator fields hold numpy arrays (:func:`operators`) or QuTiP objects
-    (:func:`build_model`); the functions of qbcat.observables work on either.
+    (:func:`build_model`); the functions of qbcat.engine.observables work on either.
     """
 
     H_static: Any  # H_QB + H_int + H_cat (H_QB alone for the baseline)
@@ -79,7 +79,7 @@ def initial_qubit_state(name: str) -> np.ndarray:
 
 
 def operators(p: dict) -> Model:
-    """The Model of validated parameters ``p`` (qbcat.params.validate) as numpy arrays."""
+    """The Model of validated parameters ``p`` (qbcat.engine.params.validate) as numpy arrays."""
     rho_q = initial_qubit_state(p["initial_qubit"])
     if p["catalyst"]:
         n = p["n_fock"]

@@ -1,6 +1,6 @@
 """Solve one point's Lindblad equation with QuTiP 5 and return every docs/conventions.md observable.
 
-The solver is asked only for expectation values (see qbcat.observables): no state is stored, no
+The solver is asked only for expectation values (see qbcat.engine.observables): no state is stored, no
 partial trace is taken in Python. Output normalisation is off, so a trace error shows up in
 ``trace`` instead of being hidden.
 """
@@ -34,9 +34,9 @@ class Trajectory:
     wall_time: float = 0.0
     stats: dict = field(default_factory=dict)  # integrator counts (batched engine)
     #: max_t of the population of the catalyst's top Fock level |n_fock - 1> (NaN for the
-    #: baseline): what the truncation cuts off; part of the cutoff certificate (qbcat.cutoff)
+    #: baseline): what the truncation cuts off; part of the cutoff certificate (qbcat.engine.cutoff)
     top_population: float = float("nan")
-    #: the cutoff certificate of a certified run (qbcat.cutoff.Certificate), else None
+    #: the cutoff certificate of a certified run (qbcat.engine.cutoff.Certificate), else None
     certificate: object = None
 
 
@@ -59,7 +59,7 @@ def _describe(p: dict) -> str:
 def simulate(params: dict | None = None) -> Trajectory:
     """Simulate one point (defaults for whatever ``params`` does not set) with its ``engine``.
 
-    A catalyzed point with n_fock "auto" is run up its ladder (qbcat.cutoff) and comes back at
+    A catalyzed point with n_fock "auto" is run up its ladder (qbcat.engine.cutoff) and comes back at
     the chosen cutoff with its certificate; an integer n_fock is run as it is, uncertified.
     """
     p = validate(params)
@@ -84,14 +84,14 @@ def simulate_points(params_list) -> Iterator[tuple[int, Trajectory | SimulationE
     """Simulate many points; yields (index into ``params_list``, Trajectory or SimulationError)
     as each is done, so a caller can write points while the others run.
 
-    Points of engine "batched" are integrated together (grouped by shape, qbcat.batched); the
+    Points of engine "batched" are integrated together (grouped by shape, qbcat.engine.batched); the
     others one by one with QuTiP. A failed point is yielded as its SimulationError. Cutoffs must
-    be integers (qbcat.cutoff.simulate_certified resolves "auto" and certifies).
+    be integers (qbcat.engine.cutoff.simulate_certified resolves "auto" and certifies).
     """
     ps = [validate(p) for p in params_list]
     auto = [i for i, p in enumerate(ps) if p["catalyst"] and p["n_fock"] == "auto"]
     if auto:
-        raise ValueError(f"point {auto[0]} has n_fock auto: run it with qbcat.cutoff.simulate_certified")
+        raise ValueError(f"point {auto[0]} has n_fock auto: run it with qbcat.engine.cutoff.simulate_certified")
     batched = [i for i, p in enumerate(ps) if p["engine"] == "batched"]
     if batched:
         from .batched import iter_simulate
@@ -162,11 +162,11 @@ def solver_options(p: dict, **extra) -> dict:
 
 
 def expect_operators(model) -> dict:
-    """The operators whose expectation values give every observable (see qbcat.observables).
+    """The operators whose expectation values give every observable (see qbcat.engine.observables).
 
     J = <J0> + s(t)<J1> and net flux = <F0> + s(t)<F1>; their s^2 terms, i[sx, sx], vanish.
     The heat current's catalyst channel is <Jc0> + s(t)<Jc1> (catalyzed models only; see
-    qbcat.observables.channel_operators); its dephasing channel comes from <sx>.
+    qbcat.engine.observables.channel_operators); its dephasing channel comes from <sx>.
     """
     H_0_static = model.H_QB + model.H_int  # H_0(t) = H_QB + H_int + s(t) sx
     J = obs.rate_operators(model, model.H_QB, model.drive_op)

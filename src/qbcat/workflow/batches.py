@@ -3,7 +3,7 @@
 The workflow computes, when it builds its DAG, the points that have no file yet and splits only
 those into batches (:func:`partition`): one job per batch, whose outputs are exactly its
 points' files (docs/architecture.md says why). :func:`run_batch` simulates a batch (every
-catalyzed point with its cutoff certificate, qbcat.cutoff) and writes each point atomically as
+catalyzed point with its cutoff certificate, qbcat.engine.cutoff) and writes each point atomically as
 soon as it is done; a point that fails leaves a marker and does not stop the others.
 """
 
@@ -13,16 +13,15 @@ import hashlib
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_text
-from .params import PARAMETERS, point_id
-from .study import FAILED_SUFFIX, POINT_SUFFIX, _listing
+from ..atomic import remove_stale_temporaries, write_text
+from ..engine.params import PARAMETERS, point_id
+from .study import FAILED_SUFFIX, POINT_SUFFIX
 
 BATCH_PREFIX = "simulate_batch_"
 
@@ -96,67 +95,23 @@ class PointFailure:
         return f"point {self.point_id} ({case}; not default: {changed or 'none'}): {self.error}"
 
 
-#: A temporary file of an atomic write (qbcat.io.write_netcdf) that has not been modified for
-#: this long has no live writer: a point file is written in one call, in seconds at most. So it
-#: was left by a killed run. Younger ones are left alone, since results/points may be shared by
-#: several runs (README, shared storage) and one of them may be writing it right now.
-STALE_AFTER_S = 3600.0
-
-
-#: The name tempfile.mkstemp gives the temporary of an atomic write of NAME (qbcat.io,
-#: qbcat.atomic): hidden, NAME, 8 random characters, then ``.tmp`` or NAME's own suffix.
-TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)$")
-
-
-def temporaries(folder: str | os.PathLike, of: str | None = None) -> list[Path]:
-    """Temporary files of atomic writes in ``folder`` (of the file named ``of`` only, if given).
-    No reader takes them for results: they are hidden (and a point file's does not end in .nc
-    unless qbcat.atomic's default suffix is used; its name still is not ``<point_id>.nc``)."""
-    found = []
-    for entry in _listing(folder):
-        match = TEMPORARY.match(entry)
-        if not match or (of is not None and match["name"] != of):
-            continue
-        if match["suffix"] in (".tmp", Path(match["name"]).suffix):
-            found.append(Path(folder, entry))
-    return sorted(found)
-
-
-def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = STALE_AFTER_S,
-                             of: str | None = None, log=None) -> int:
-    """Delete the temporaries in ``folder`` (see :func:`temporaries`) not modified for
-    ``older_than_s`` seconds, i.e. left by interrupted writes; return how many."""
-    removed, now = 0, time.time()
-    for tmp in temporaries(folder, of):
-        try:
-            if now - tmp.stat().st_mtime < older_than_s:
-                continue
-            tmp.unlink()
-        except FileNotFoundError:  # removed meanwhile by another batch
-            continue
-        removed += 1
-        if log:
-            log(f"removed {tmp.name}, left by an interrupted write")
-    return removed
-
-
 def run_batch(
     points: Sequence[Mapping], outputs: Sequence[str | os.PathLike], log=None,
     sanity_bounds: Mapping | None = None,
 ) -> list[PointFailure]:
     """Simulate each point and write its file (atomically); a failure does not stop the others.
 
-    Every catalyzed point is run with its cutoff certificate (qbcat.cutoff; n_fock "auto" picks
+    Every catalyzed point is run with its cutoff certificate (qbcat.engine.cutoff; n_fock "auto" picks
     its cutoff). Returns the failures (an ``<id>.failed`` marker with the error is left next to
     each, and removed once the point succeeds). ``outputs[k]`` must be the file named after point k's id.
-    Each point file is flagged against ``sanity_bounds`` (:func:`qbcat.io.sanity_attrs`; a
+    Each point file is flagged against ``sanity_bounds`` (:func:`qbcat.data.datasets.sanity_attrs`; a
     point that breaks them is still written, and named in the log). Temporaries of interrupted
-    writes in the output folder, older than :data:`STALE_AFTER_S`, are deleted first.
+    writes in the output folder, older than :data:`qbcat.atomic.STALE_AFTER_S`, are deleted first.
     """
-    from .cutoff import describe as describe_certificate
-    from .cutoff import simulate_certified
-    from .io import to_dataset, write_netcdf  # the engine, only when a batch really runs
-    from .solve import SimulationError
+    from ..engine.cutoff import describe as describe_certificate
+    from ..engine.cutoff import simulate_certified
+    from ..data.datasets import to_dataset, write_netcdf  # the engine, only when a batch really runs
+    from ..engine.solve import SimulationError
     from .status import progress_line
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -34,9 +34,9 @@ from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from . import analysis  # noqa: E402
-from .analysis import BASELINE, CASE, CATALYZED, TIME  # noqa: E402
-from .atomic import atomic_output
+from ..science import analysis  # noqa: E402
+from ..science.analysis import BASELINE, CASE, CATALYZED, TIME  # noqa: E402
+from ..atomic import atomic_output
 
 STYLE = {
     "font.size": 9,
@@ -176,7 +176,7 @@ def drive_period(ds: xr.Dataset, axis: str, value) -> float:
     if axis == "omega_d":
         omega_d = float(value)
     else:
-        from .params import PARAMETERS
+        from ..engine.params import PARAMETERS
 
         omega_d = float(ds.attrs.get("omega_d", PARAMETERS["omega_d"].default))
     return 2 * np.pi / omega_d if omega_d > 0 else np.nan
@@ -580,7 +580,7 @@ def certificate_margin(ds: xr.Dataset) -> xr.DataArray:
     """log10 of the smallest ratio threshold / measured over a point's certificate (catalyzed
     case): > 0 certified (by that many decades), < 0 failed. Thresholds: the sweep's attributes
     cutoff_tolerance and cutoff_top_tolerance (the defaults when not recorded)."""
-    from .params import DEFAULTS
+    from ..engine.params import DEFAULTS
 
     cat = ds.sel(case=analysis.CATALYZED)
     tol = float(ds.attrs.get("cutoff_tolerance", DEFAULTS["cutoff_tolerance"]))

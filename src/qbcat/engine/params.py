@@ -21,7 +21,7 @@ ENGINE_VERSION = 1
 #: Integrators of QuTiP 5's MESolver that handle a time-dependent Liouvillian (engine "qutip").
 SOLVER_METHODS = ("adams", "bdf", "lsoda", "dop853", "vern7", "vern9", "tsit5")
 
-#: Engines: "batched" integrates many points together (qbcat.batched, Dormand-Prince 5(4));
+#: Engines: "batched" integrates many points together (qbcat.engine.batched, Dormand-Prince 5(4));
 #: "qutip" runs one QuTiP MESolver per point with ``method`` (the reference and fallback).
 ENGINES = ("batched", "qutip")
 

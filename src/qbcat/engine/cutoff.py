@@ -22,7 +22,7 @@ stored with the point (attribute ``cutoff_n_fock``, variable ``n_fock`` of the s
 
 The runs of many points are batched: :func:`simulate_certified` takes the points of a batch in
 chunks, and each round integrates every run the chunk's open points need next in one call of
-:func:`qbcat.solve.simulate_points` (with ``n_fock_step`` dividing ``cutoff_gap`` a rung's
+:func:`qbcat.engine.solve.simulate_points` (with ``n_fock_step`` dividing ``cutoff_gap`` a rung's
 reference run is a later rung's own run, so climbing one rung costs one new run per point).
 """
 

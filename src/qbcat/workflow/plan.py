@@ -1,17 +1,17 @@
 """What the science products of a study are, planned from the config once, when the workflow is read.
 
-:func:`plan_products` turns the schema-checked config and its :class:`qbcat.study.Study` into a
+:func:`plan_products` turns the schema-checked config and its :class:`qbcat.workflow.study.Study` into a
 :class:`ProductPlan` of plain data: the sweeps behind the paper's figures and the enhancement
 maps, the steady-state maps, the convergence points with their options, the claims thresholds,
 and every product file by the rule that makes it (the manifest records the rule of each file).
 The rule files (workflow/rules/products.smk, share.smk) only wire rules to this plan.
 
 Every check a product's config needs is made here, so that a bad value stops the workflow before
-any job with one :class:`qbcat.configuration.ConfigError` line naming the config key, e.g.
+any job with one :class:`qbcat.workflow.configuration.ConfigError` line naming the config key, e.g.
 ``claims.thresholds.enhancement_metric: ...``, instead of failing the product's job at the end
 of a run. The functions are pure (no file is read or written) and testable without Snakemake.
-QuTiP (through qbcat.convergence) is imported only when the config asks for convergence checks,
-xarray (through qbcat.claims and qbcat.analysis) only to check the product settings.
+QuTiP (through qbcat.science.convergence) is imported only when the config asks for convergence checks,
+xarray (through qbcat.science.claims and qbcat.science.analysis) only to check the product settings.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 
 from .configuration import SWEEP_NAME, ConfigError
 from .study import Study
-from .params import PARAMETERS, ParameterError, point_id, validate
+from ..engine.params import PARAMETERS, ParameterError, point_id, validate
 
 SWEEP_FILE = "results/sweeps/{sweep}.nc"
 CONV_TABLE = "results/analysis/convergence.csv"
@@ -35,7 +35,7 @@ STUDY_CONFIG = "results/config/config.yaml"
 MANIFEST = "results/manifest.json"
 FIGURE_FORMATS = ("pdf", "png")
 
-#: The `analysis` config keys under the names the scripts (qbcat.analysis) take.
+#: The `analysis` config keys under the names the scripts (qbcat.science.analysis) take.
 ANALYSIS_OPTIONS = {
     "t_start": "t_start",
     "t_end": "t_end",
@@ -44,7 +44,7 @@ ANALYSIS_OPTIONS = {
     "backflow_tolerance": "tolerance",
 }
 
-#: Options of qbcat.convergence.validate_options -> the `convergence` config keys they come from.
+#: Options of qbcat.science.convergence.validate_options -> the `convergence` config keys they come from.
 _CONVERGENCE_KEYS = {
     "checks": "checks_at_base/checks_at_corners",
     "n_fock": "n_fock_offsets/n_fock_extra/reference_gap",
@@ -63,8 +63,8 @@ class ProductPlan:
     map_sweeps: list  # the 2-D sweeps, each with an enhancement dataset and map
     steady_maps: dict  # name -> {"sweep", "base": fixed parameters, "axes": {axis: values}, "n_fock_from_sweep"}
     convergence_points: dict  # point id -> {"label", "params", "options"}
-    analysis: dict  # qbcat.analysis options under the scripts' names
-    claims_thresholds: dict  # the config's overrides of qbcat.claims.DEFAULT_THRESHOLDS
+    analysis: dict  # qbcat.science.analysis options under the scripts' names
+    claims_thresholds: dict  # the config's overrides of qbcat.science.claims.DEFAULT_THRESHOLDS
     sweep_files: list  # every sweep dataset
     products_by_rule: dict = field(default_factory=dict)  # rule -> the product files it makes
 
@@ -187,7 +187,7 @@ def convergence_points(config: Mapping, study: Study) -> dict:
     cells at the smallest and largest value of every axis, where truncation errors are largest,
     without those with g = 0 (the catalyst is decoupled: nothing to truncate). A point listed twice
     (e.g. the base point is also a corner) is checked once, with the union of its checks. The
-    options are those of qbcat.convergence.run_checks, validated here.
+    options are those of qbcat.science.convergence.run_checks, validated here.
     """
     conv = config["convergence"]
     sweeps = corner_sweeps(config, study)
@@ -206,7 +206,7 @@ def convergence_points(config: Mapping, study: Study) -> dict:
                 candidates.append((f"{name} {where}", cell, conv["checks_at_corners"]))
     if not candidates:
         return {}
-    from . import convergence  # imports QuTiP: only when there is something to check
+    from ..science import convergence  # imports QuTiP: only when there is something to check
 
     points: dict = {}
     for label, cell, checks in candidates:
@@ -252,7 +252,7 @@ def analysis_options(config: Mapping, study: Study) -> dict:
     grid of every sweep (the backflow statistics and the claims read every sweep)."""
     raw = config["analysis"]
     options = {name: raw[key] for key, name in ANALYSIS_OPTIONS.items()}
-    from . import analysis  # imports xarray: only when products are built
+    from ..science import analysis  # imports xarray: only when products are built
 
     for name, sweep in study.sweeps.items():
         time = np.linspace(0.0, sweep.fixed["t_max"], sweep.fixed["n_t"])
@@ -266,10 +266,10 @@ def analysis_options(config: Mapping, study: Study) -> dict:
 
 
 def claims_thresholds(config: Mapping) -> dict:
-    """The config's claims thresholds (overrides of qbcat.claims.DEFAULT_THRESHOLDS), checked as
+    """The config's claims thresholds (overrides of qbcat.science.claims.DEFAULT_THRESHOLDS), checked as
     the claims report checks them, and the robustness axes must be parameter names."""
     thresholds = dict(config["claims"]["thresholds"])
-    from . import claims  # imports xarray: only when products are built
+    from ..science import claims  # imports xarray: only when products are built
 
     try:
         checked = claims.check_thresholds(thresholds)
@@ -308,7 +308,7 @@ def products_by_rule(enabled: bool, paper: list, maps: list, steady: Mapping, co
 
 
 def plan_products(config: Mapping, study: Study, check: bool = True) -> ProductPlan:
-    """The ProductPlan of a schema-checked config (defaults filled in: qbcat.configuration.load_config)
+    """The ProductPlan of a schema-checked config (defaults filled in: qbcat.workflow.configuration.load_config)
     and its Study; ConfigError naming the key on any product setting that cannot work.
 
     ``check=False`` skips the checks that import xarray (claims thresholds, analysis windows) and

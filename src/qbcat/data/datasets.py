@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from . import __version__
-from .atomic import atomic_output
-from .params import ENGINE_VERSION, PARAMETERS, canonical, point_id, validate
+from .. import __version__
+from ..atomic import atomic_output
+from ..engine.params import ENGINE_VERSION, PARAMETERS, canonical, point_id, validate
 
 if TYPE_CHECKING:  # only for annotations: importing solve would import QuTiP
-    from .solve import Trajectory
+    from ..engine.solve import Trajectory
 
 ENERGY_UNITS = "1"  # hbar = 1, energies in units of hbar * omega_0 (the frequency unit)
 
@@ -178,7 +178,7 @@ COMMENT = ("Natural units: hbar = 1, energies in units of hbar*omega_0, rates an
 
 #: Who made and shares the data: config ``share:`` keys -> default. They go into the shared
 #: datasets (sweeps, analysis products, steady maps; not the content-addressed point files) and
-#: into the repository metadata of an exported bundle (qbcat.citation). "unknown" is the
+#: into the repository metadata of an exported bundle (qbcat.data.citation). "unknown" is the
 #: placeholder of a key that was not set; ``qbcat export`` names every key still at its default.
 UNSET = "unknown"
 SHARE_DEFAULTS = {
@@ -261,7 +261,7 @@ def git_commit(source_dir: str | os.PathLike | None = None) -> tuple[str, str]:
     installed copy inside some other repository does not report that repository's commit.
     Outside a checkout, without git, or on any git error: ("unknown", "unknown").
     """
-    pkg = Path(source_dir) if source_dir is not None else Path(__file__).resolve().parent
+    pkg = Path(source_dir) if source_dir is not None else Path(__file__).resolve().parents[1]  # src/qbcat
 
     def git(*args: str) -> str:
         out = subprocess.run(["git", "-C", str(pkg), *args], capture_output=True, text=True,
@@ -352,7 +352,7 @@ def describe(
         missing = [key for key in ("units", "long_name") if key not in attrs]
         if missing:
             raise ValueError(f"{name}: variable has no {' or '.join(missing)} and none is known; "
-                             "set it in the variable's attrs or add it to qbcat.io.VARIABLES")
+                             "set it in the variable's attrs or add it to qbcat.data.datasets.VARIABLES")
     now = _utc_now()
     line = f"{now}: {history_entry} (qbcat {__version__})"
     history = str(out.attrs.get("history", "")).strip()
@@ -412,7 +412,7 @@ def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
     attrs["engine_version"] = ENGINE_VERSION
     attrs.update({f"sanity_{k}": v for k, v in traj.sanity.items()})
     attrs.update(sanity_attrs(traj.sanity, sanity_bounds))
-    if traj.certificate is not None:  # qbcat.cutoff: the chosen cutoff and its certificate
+    if traj.certificate is not None:  # qbcat.engine.cutoff: the chosen cutoff and its certificate
         attrs.update(traj.certificate.attrs(validate(p)))
     attrs["solver_wall_time_s"] = traj.wall_time
     ds.attrs.update(attrs)
@@ -426,7 +426,7 @@ def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
         f"master equation solved with qbcat's {p['engine']} engine (docs/conventions.md conventions). Parameters differing from the "
         f"defaults: {changed or 'none'}.",
         config_hash=config_hash,
-        history_entry=f"qbcat.io.to_dataset: simulated point {attrs['point_id']}",
+        history_entry=f"qbcat.data.datasets.to_dataset: simulated point {attrs['point_id']}",
     )
 
 

@@ -3,7 +3,7 @@
 The manifest lists every shared product of a results folder -- sweep datasets (``sweeps/``),
 analysis datasets and tables (``analysis/``), figures (``figures/``), the claims report
 (``claims.md``) and, in an exported archive, the exact config (``config/``) and the repository
-metadata (``datacite.json``, ``zenodo.json``; :mod:`qbcat.citation`) -- with its path
+metadata (``datacite.json``, ``zenodo.json``; :mod:`qbcat.data.citation`) -- with its path
 relative to the folder, size, sha256, the workflow rule that made it, and for NetCDF files the
 dimensions and the range of every coordinate that is a parameter.
 
@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import __version__
-from .atomic import write_text
+from .. import __version__
+from ..atomic import write_text
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -44,7 +44,7 @@ SHARED = {
     "figures": "figure",
     "claims.md": "report",
     "config": "config",
-    "datacite.json": "metadata",  # repository metadata of an exported bundle (qbcat.citation)
+    "datacite.json": "metadata",  # repository metadata of an exported bundle (qbcat.data.citation)
     "zenodo.json": "metadata",
 }
 
@@ -122,7 +122,7 @@ def netcdf_summary(path: str | os.PathLike) -> dict:
     """Title, dimensions and the [min, max] of every coordinate that is a parameter."""
     import xarray as xr
 
-    from .params import PARAMETERS
+    from ..engine.params import PARAMETERS
 
     with xr.open_dataset(path) as ds:
         ranges = {}
@@ -195,7 +195,7 @@ def manifest_for_files(
 ) -> dict:
     """A manifest of ``files`` = [(path on disk, path in the manifest, kind)]; ``rules`` maps
     manifest paths to the rule that made each file."""
-    from .io import git_commit
+    from .datasets import git_commit
 
     rules = rules or {}
     entries = [file_entry(path, rel, kind, rules.get(rel)) for path, rel, kind in files]
@@ -288,7 +288,7 @@ def expected_parameters(ds, kind: str) -> list[str]:
     carries all of them, except ``catalyst`` when its ``case`` coordinate stands for it (and the
     same cutoff-policy ones with a fixed n_fock).
     """
-    from .params import PARAMETERS
+    from ..engine.params import PARAMETERS
 
     # the cutoff policy's ladder and thresholds are part of a point only with n_fock auto
     auto = str(ds.attrs.get("n_fock", "auto")) == "auto" or "n_fock" in ds.coords
@@ -306,8 +306,8 @@ def expected_parameters(ds, kind: str) -> list[str]:
 
 def contract_violations(ds, kind: str | None = None) -> list[str]:
     """Every way an open dataset breaks the data contract (empty if none)."""
-    from .io import CONVENTIONS_ATTR, REQUIRED_GLOBAL_ATTRS, SHARE_ATTRS, read_params
-    from .params import ENGINE_VERSION, ParameterError, point_id
+    from .datasets import CONVENTIONS_ATTR, REQUIRED_GLOBAL_ATTRS, SHARE_ATTRS, read_params
+    from ..engine.params import ENGINE_VERSION, ParameterError, point_id
 
     kind = kind or infer_kind(ds.attrs)
     reasons = []
@@ -352,9 +352,9 @@ def check_dataset(path: str | os.PathLike, kind: str | None = None) -> list[str]
 
     The file must open with plain ``xarray.open_dataset``; points and sweeps need a ``time``
     coordinate and every parameter (as a global attribute or coordinate); every variable needs
-    ``units`` and ``long_name``; the global attributes of :data:`qbcat.io.REQUIRED_GLOBAL_ATTRS`
+    ``units`` and ``long_name``; the global attributes of :data:`qbcat.data.datasets.REQUIRED_GLOBAL_ATTRS`
     and ``id`` must be present, and on sweeps and analysis datasets those of
-    :data:`qbcat.io.SHARE_ATTRS` (creator, publisher, institution, license) too. Analysis datasets need no ``time`` (they may be reductions over it).
+    :data:`qbcat.data.datasets.SHARE_ATTRS` (creator, publisher, institution, license) too. Analysis datasets need no ``time`` (they may be reductions over it).
     """
     import xarray as xr
 
@@ -408,7 +408,7 @@ def verify(directory: str | os.PathLike, progress: Callable[[str], None] | None 
     A file is *missing* (listed, absent; or, in an exported bundle, its repository metadata not
     listed at all), *altered* (size or sha256 differs), *malformed* (a NetCDF that breaks the data
     contract, :func:`check_dataset`, or repository metadata that is incomplete,
-    :func:`qbcat.citation.check_metadata`) or *unlisted* (a shared file the manifest does not
+    :func:`qbcat.data.citation.check_metadata`) or *unlisted* (a shared file the manifest does not
     know, so the manifest is stale). Each bad file is one Problem.
     """
     root = Path(directory)

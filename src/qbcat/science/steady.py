@@ -14,7 +14,7 @@ Fixed point, four ways (``method``):
   with the batched engine. Per point, Arnoldi on the real map x -> U x over Hermitian matrices
   (d^2 real coordinates, :func:`herm_to_vec`), started from rho(0) plus a fixed random Hermitian
   matrix so that every mode is excited; each Arnoldi step is ONE batched one-period propagation
-  (:func:`qbcat.batched.propagate`) of all points' current vectors, each lane with its own
+  (:func:`qbcat.engine.batched.propagate`) of all points' current vectors, each lane with its own
   point and its own matrix. A point stops when the Ritz residuals ||U V y - theta V y|| of the
   fixed point (theta ~ 1) and of lambda_2 (the largest-modulus other Ritz value) are small, so an
   unconverged Ritz value is never taken for the slowest mode (:func:`batched_arnoldi`; ~30-60
@@ -28,7 +28,7 @@ Fixed point, four ways (``method``):
   one batch, :func:`batched_propagators`; method "batched_propagator"). Maps also compute it at
   their validation cells (corners, slowest cell) and store its relaxation time beside Arnoldi's.
   The period's observables come from one more batched integration from the fixed points
-  (:func:`qbcat.batched.evolve_expect`).
+  (:func:`qbcat.engine.batched.evolve_expect`).
 
 - ``"krylov"``: the trajectory from rho(0), sampled once per period in one continuous integration,
   and its limit extrapolated by exact dynamic mode decomposition (Rayleigh-Ritz in the Krylov space
@@ -60,7 +60,7 @@ Time-independent points (Omega = 0 or omega_d = 0: no drive): ``qutip.steadystat
 Liouvillian's kernel is one-dimensional, otherwise the spectral projection of rho(0) onto the
 kernel (e.g. the undriven baseline under pure dephasing keeps its initial populations).
 
-Observables over the period are computed as in qbcat.solve (expectation values only; rates via the
+Observables over the period are computed as in qbcat.engine.solve (expectation values only; rates via the
 adjoint Lindbladian) on ``n_period`` equispaced times in [0, T); the period average is their plain
 mean, which is the exact average of any trigonometric polynomial of degree < n_period (spectrally
 accurate for a smooth periodic signal).
@@ -81,11 +81,11 @@ import qutip
 import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
-from .cutoff import resolve
-from .model import Model, build_model
-from .params import PARAMETERS, ParameterError, point_id, validate
-from .solve import expect_operators, observables_from_expect, solver_options
-from .study import CASES
+from ..engine.cutoff import resolve
+from ..engine.model import Model, build_model
+from ..engine.params import PARAMETERS, ParameterError, point_id, validate
+from ..engine.solve import expect_operators, observables_from_expect, solver_options
+from ..workflow.study import CASES
 
 #: Observables of a steady state (energy_cat only for catalyzed points), as in a point dataset.
 OBSERVABLES = ("ergotropy", "energy_qb", "energy_cat", "power", "heat_current", "net_flux",
@@ -404,7 +404,7 @@ def steady_state(params: dict | None = None, *, method: str = "auto", n_period: 
 # ----------------------------------------------------------------------------- batched: all cells at once
 #
 # The one-period map of every cell applied to one Hermitian matrix per cell is ONE batched
-# integration (qbcat.batched.propagate). Hermitian matrices are real vectors of length d^2 in the
+# integration (qbcat.engine.batched.propagate). Hermitian matrices are real vectors of length d^2 in the
 # orthonormal (Hilbert-Schmidt) basis E_ii, (E_ij + E_ji)/sqrt 2, i (E_ij - E_ji)/sqrt 2 (i < j);
 # the map preserves Hermiticity, so in this basis it is a real d^2 x d^2 matrix with the spectrum
 # of the superoperator.
@@ -433,7 +433,7 @@ def vec_to_herm(x: np.ndarray, d: int) -> np.ndarray:
 
 def _one_period(points: Sequence[dict], X: np.ndarray, d: int) -> np.ndarray:
     """x_b -> U_b x_b over one drive period for every row b (real coordinates), in one batch."""
-    from .batched import propagate
+    from ..engine.batched import propagate
 
     T = np.array([drive_period(p) for p in points])
     if not np.all(T == T[0]):
@@ -508,7 +508,7 @@ def batched_arnoldi(points: Sequence[dict], *, tol: float = 1e-8, tau_rtol: floa
     (``converged`` False); a point whose Krylov space becomes invariant (``h_{k+1,k}`` ~ 0: exact
     Ritz values, e.g. the baseline's d^2 = 4) stops there.
     """
-    from .model import operators
+    from ..engine.model import operators
 
     n = len(points)
     d = _dim(points[0])
@@ -590,8 +590,8 @@ def _batched_state_group(points: Sequence[dict], *, n_period: int, stationary_to
     (:func:`batched_propagators`, up to BATCHED_PROPAGATOR_MAX): lambda_2 from its spectrum and,
     unless Arnoldi's fixed point converged with |lambda_2| < 1, the spectral projection of rho(0)
     on its eigenvalue-1 space (method "batched_propagator")."""
-    from .batched import evolve_expect, propagate
-    from .model import operators
+    from ..engine.batched import evolve_expect, propagate
+    from ..engine.model import operators
 
     start = _time.perf_counter()
     n = len(points)
@@ -748,7 +748,7 @@ def late_time_mean(traj, n_periods: int = 10, names: Sequence[str] | None = None
 
     by the trapezoidal rule on the output grid (the window start linearly interpolated). On a grid
     with a whole number of samples per period the rule is spectrally accurate for periodic X.
-    ``traj``: a qbcat.solve.Trajectory; ``period`` defaults to 2 pi / omega_d.
+    ``traj``: a qbcat.engine.solve.Trajectory; ``period`` defaults to 2 pi / omega_d.
     """
     T = period if period is not None else drive_period(traj.params)
     if not (T > 0 and math.isfinite(T)):
@@ -879,8 +879,8 @@ def steady_map(base_params: dict, axes: dict, *, cases: Sequence[str] = CASES, m
     """
     import xarray as xr
 
-    from . import __version__
-    from .io import CONVENTIONS, VARIABLES
+    from .. import __version__
+    from ..data.datasets import CONVENTIONS, VARIABLES
 
     if method not in METHODS:
         raise ParameterError(f"method: steady-state method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -1,8 +1,8 @@
-"""Figures of the convergence checks (qbcat.convergence) and of steady-state maps (qbcat.steady).
+"""Figures of the convergence checks (qbcat.science.convergence) and of steady-state maps (qbcat.science.steady).
 
 Units: hbar = omega_0 = 1, so energies are in hbar omega_0, times in 1/omega_0, and the heat
 current in hbar omega_0^2. The style, labels and saving are those of the paper figures
-(:mod:`qbcat.plots`: ``STYLE``, ``param_label``, ``save_figure``), so every figure of a run looks
+(:mod:`qbcat.figures.plots`: ``STYLE``, ``param_label``, ``save_figure``), so every figure of a run looks
 alike and honours ``plots.dpi``. Each ``figure_*`` returns a Figure (for checks and tests); each
 ``plot_*`` draws and writes it atomically.
 """
@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import plots  # noqa: E402
-from .atomic import write_text  # noqa: E402
-from .convergence import OBSERVABLES, summary, verdicts  # noqa: E402
+from ..atomic import write_text  # noqa: E402
+from ..science.convergence import OBSERVABLES, summary, verdicts  # noqa: E402
 
 COLORS = {"ergotropy": "C0", "heat_current": "C1", "energy_cat": "C2"}
 LABELS = {
@@ -38,7 +38,7 @@ DEVIATION_LABEL = r"$\mathrm{max}_t\,|X - X_\mathrm{ref}|$"
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
-    """Save ``fig`` to ``path`` (format from the suffix) with :func:`qbcat.plots.save_figure`
+    """Save ``fig`` to ``path`` (format from the suffix) with :func:`qbcat.figures.plots.save_figure`
     (atomic, the one style), at ``dpi``, and close it."""
     path = Path(path)
     try:
@@ -171,7 +171,7 @@ def figure_convergence_overview(table: pd.DataFrame):
 
 
 def write_summary(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """The text summary (qbcat.convergence.summary) written atomically next to the figure."""
+    """The text summary (qbcat.science.convergence.summary) written atomically next to the figure."""
     return write_text(summary(table) + "\n", path)
 
 
