@@ -358,8 +358,10 @@ DAMAGE = {
 }
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", list(DAMAGE))
-def test_the_aggregation_names_a_damaged_point_file(small_points, tmp_path, kind):
+def test_the_aggregation_names_a_damaged_point_file(small_points, tmp_path, monkeypatch, kind, threads):
+    monkeypatch.setattr(aggregate, "POOL_MIN_FILES", 1)  # threads 2: the headers read by worker processes
     study, source = small_points
     sweep = study.sweeps["s"]
     folder = tmp_path / "points"
@@ -372,7 +374,7 @@ def test_the_aggregation_names_a_damaged_point_file(small_points, tmp_path, kind
     damage, message = DAMAGE[kind]
     damage(victim)
     with pytest.raises(aggregate.AggregationError) as err:
-        aggregate.write_sweep(sweep, files, tmp_path / "s.nc")
+        aggregate.write_sweep(sweep, files, tmp_path / "s.nc", threads=threads)
     text = str(err.value)
     assert str(victim) in text and re.search(message, text), text
     assert "delete it to have it recomputed" in text
@@ -390,6 +392,13 @@ def test_a_file_damaged_after_its_header_was_checked_is_named_when_read(small_po
     arrays, _ = aggregate.lazy_observables(table)
     with pytest.raises(aggregate.AggregationError, match=rf"cannot read point file {re.escape(str(files[0]))}"):
         arrays["ergotropy"].compute(scheduler="synchronous")
+    pool = aggregate._reader_pool(2)  # the same, read by a worker process
+    try:
+        arrays, _ = aggregate.lazy_observables(table, pool=pool)
+        with pytest.raises(aggregate.AggregationError, match=rf"cannot read point file {re.escape(str(files[0]))}"):
+            arrays["ergotropy"].compute(scheduler="synchronous")
+    finally:
+        pool.shutdown()
 
 
 def _qbcat(capsys, *args: str) -> tuple[int, str]:

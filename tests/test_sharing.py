@@ -166,7 +166,7 @@ def test_git_commit_is_the_checkout_head_or_unknown(trajectories):
     ds = datasets.to_dataset(trajectories[0][0.1])
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                           text=True)
-    in_checkout = head.returncode == 0 and (REPO / "src" / "qbcat" / "datasets.py").is_file()
+    in_checkout = head.returncode == 0 and (REPO / "src" / "qbcat" / "data" / "datasets.py").is_file()
     expected = head.stdout.strip() if in_checkout else "unknown"
     assert ds.attrs["qbcat_git_commit"] == expected
 

@@ -336,3 +336,27 @@ def test_schema_documents_every_key_and_matches_the_parameter_table(repo):
     for path in keys:
         leaf = path.split(".")[-1]
         assert f"`{leaf}`" in readme, f"config/README.md does not explain `{leaf}` ({path})"
+
+
+def test_cells_give_every_case_the_id_of_its_own_parameters_and_share_equal_baselines():
+    """cells() validates a shared baseline once: its ids must still be point_id of each cell's
+    own parameters, with one baseline per value of a non-catalyst axis (omega_a) and the same
+    baseline across a catalyst-only axis (g)."""
+    from qbcat.engine.params import canonical
+    from qbcat.workflow.study import Axis
+
+    sweep = Sweep("s", (Axis("g", (0.0, 0.1, 0.2)), Axis("omega_a", (0.9, 1.0))), {"n_fock": 4})
+    baselines = {}
+    for index, pair in sweep.cells():
+        p = sweep.cell_params(index)
+        for case, catalyst in (("catalyzed", True), ("baseline", False)):
+            params = canonical({**p, "catalyst": catalyst})
+            assert pair[case] == (point_id(params), params), (index, case)
+        baselines.setdefault(index[1], set()).add(pair["baseline"][0])
+        assert pair["baseline"][0] != pair["catalyzed"][0]
+    assert [len(ids) for ids in baselines.values()] == [1, 1]
+    assert len({next(iter(ids)) for ids in baselines.values()}) == 2
+    # each cell gets its own parameter dict: editing one does not edit another's
+    cells = [pair for _, pair in sweep.cells()]
+    cells[0]["baseline"][1]["t_max"] = -1.0
+    assert cells[1]["baseline"][1]["t_max"] != -1.0

@@ -335,6 +335,27 @@ def test_aggregation_refuses_a_missing_or_mismatching_point(tmp_path):
         assert ds.power.sel(g=0.2, case="baseline").notnull().all()
 
 
+def test_reading_in_worker_processes_writes_the_same_sweep(tmp_path, monkeypatch):
+    """threads > 1 on a large enough sweep: headers and blocks read by worker processes, blocks
+    a few ahead of the writer, whatever order it asks for them in; the dataset is the same."""
+    config = {"base": {"n_fock": 3, "t_max": 5.0, "n_t": 51},
+              "sweeps": {"s": {"axes": {"g": {"values": [0.1, 0.2, 0.3]}, "omega_c": {"values": [0.9, 1.1]}}}}}
+    study, files = _study_points(tmp_path, config)
+    sweep = study.sweeps["s"]
+    monkeypatch.setattr(aggregate, "POOL_MIN_FILES", 1)
+    asked = []
+    call = aggregate._BlockReader.__call__
+    monkeypatch.setattr(aggregate._BlockReader, "__call__", lambda self, k: asked.append(k) or call(self, k))
+    aggregate.write_sweep(sweep, files, tmp_path / "one.nc", threads=1, chunk_mb=0.001)
+    assert asked == []  # one thread: read here
+    aggregate.write_sweep(sweep, files, tmp_path / "pool.nc", threads=2, chunk_mb=0.001)
+    assert sorted(asked) == list(range(6))  # one block per grid cell at this chunk size
+    with xr.open_dataset(tmp_path / "one.nc") as one, xr.open_dataset(tmp_path / "pool.nc") as pool:
+        xr.testing.assert_identical(one.drop_attrs(), pool.drop_attrs())
+        assert {k: v for k, v in one.attrs.items() if "date" not in k and k != "history"} == \
+            {k: v for k, v in pool.attrs.items() if "date" not in k and k != "history"}
+
+
 def test_block_shape_keeps_whole_time_series_near_the_target_size():
     # 100 x 100 map, 3001 times: 4 MiB per variable chunk -> 87 cells -> 2 blocks of 50 per row
     assert aggregate.block_shape((100, 100), 3001, 4) == (1, 50)

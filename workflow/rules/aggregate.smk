@@ -35,7 +35,10 @@ rule aggregate_sweep:
 
 rule point_index:
     input:
-        study_point_files,
+        # the sweep datasets, not the point files: the study's points are the sweeps' points,
+        # and asking for every missing point file a second time would double Snakemake's
+        # search for its producer (the DAG's largest cost on large maps, benchmarks/README.md)
+        sweep_datasets(),
     output:
         "results/points/index.csv",
     log:

@@ -98,10 +98,6 @@ def sweep_point_files(wildcards):
     ]
 
 
-def study_point_files(wildcards):
-    return [point_file(p) for p in STUDY.points if p not in FAILED]
-
-
 def sweep_spec(wildcards):
     """The sweep's definition (axes and fixed parameters): a config edit that changes it
     reruns the aggregation, one that does not (e.g. plots) leaves it alone."""

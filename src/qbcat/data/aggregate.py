@@ -21,6 +21,12 @@ How it is built, and why:
 3. The dataset is written with xarray's netCDF4 engine, zlib-compressed, in chunks equal to the
    dask chunks, to a temporary file renamed into place (:func:`qbcat.data.datasets.write_netcdf`).
 
+Processes: with ``threads`` > 1 and a sweep of at least :data:`POOL_MIN_FILES` point files, the
+reads run in worker processes (each with its own netCDF library, so they really run at once):
+the headers on all ``threads`` of them, then the blocks on ``threads - 1`` (at least one), a few
+blocks ahead of the writer, while this process compresses and writes. Writing is the one part
+that cannot be split (one HDF5 file), so the aggregation then costs about its write time.
+
 Thread safety: libnetcdf and HDF5 are not thread-safe and netCDF4-python does not serialise
 calls into them; that is why ``open_mfdataset(parallel=True)`` with the netCDF4 engine can
 crash. Here every netCDF call — our reads and xarray's chunk writes — holds the same
@@ -109,6 +115,37 @@ def _read_header(path: str) -> tuple[dict, set, int]:
             return attrs, set(nc.variables), len(nc.dimensions["time"])
 
 
+def _try_read_header(path: str):
+    """:func:`_read_header`, or the exception's text (a worker process hands it back)."""
+    try:
+        return _read_header(path)
+    except Exception as exc:  # noqa: BLE001 - reported by check_points, naming the file
+        return f"{type(exc).__name__}: {exc}"
+
+
+#: The least point files a sweep needs before its reads go to worker processes: starting a
+#: worker (a fresh Python importing numpy and netCDF4) costs about a second.
+POOL_MIN_FILES = 200
+
+
+def _reader_pool(workers: int):
+    """Worker processes for the reads, or None for reading here.
+
+    "fork", started at once: "spawn" would import the caller's main module again in every
+    worker, and a Snakemake script is a main module without a ``__main__`` guard. The workers are
+    forked before this process opens any netCDF file or starts a thread, so they inherit no
+    open file and no lock held by another thread."""
+    if workers < 1:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    for future in [pool.submit(os.getpid) for _ in range(workers)]:
+        future.result()
+    return pool
+
+
 def _read_time(path: str) -> np.ndarray:
     import netCDF4
 
@@ -134,16 +171,21 @@ def _mismatch(expected: Mapping, found: Mapping) -> list[str]:
 
 
 def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: bool = False,
-                 log=None) -> PointTable:
+                 log=None, pool=None) -> PointTable:
     """Check that every point of ``sweep`` has a matching file among ``files``.
 
     A point file must be named ``<point_id>.nc`` and hold that point's parameters; a missing one
     raises AggregationError naming the expected file (or, with ``allow_gaps``, becomes a gap).
+    ``pool`` (:func:`_reader_pool`), if given, reads the headers; the checks are the same.
     """
     from .datasets import read_params
 
     log = log or _stderr
     by_id = _files_by_id(files)
+    read = {}  # path -> header, or the text of the error reading it
+    if pool is not None:  # the files given are the sweep's (the workflow's input): read them all
+        wanted = [path for path in by_id.values() if os.path.exists(path)]
+        read = dict(zip(wanted, pool.map(_try_read_header, wanted, chunksize=max(1, len(wanted) // 64))))
     shape = sweep.shape + (len(CASES),)
     paths = np.full(shape, None, dtype=object)
     ids = np.full(shape, "", dtype=object)
@@ -169,12 +211,12 @@ def check_points(sweep: Sweep, files: Iterable[str | os.PathLike], allow_gaps: b
                     gaps.append(pid)
                 continue
             if pid not in headers:
-                try:
-                    attrs, variables, nt = _read_header(path)
-                except Exception as exc:  # noqa: BLE001 - truncated, overwritten, not NetCDF...
+                header = read[path] if path in read else _try_read_header(path)
+                if isinstance(header, str):  # truncated, overwritten, not NetCDF...
                     raise AggregationError(
-                        f"sweep {sweep.name}: cannot read point file {path} ({type(exc).__name__}: "
-                        f"{exc}); it is damaged: delete it to have it recomputed") from None
+                        f"sweep {sweep.name}: cannot read point file {path} ({header}); it is "
+                        "damaged: delete it to have it recomputed")
+                attrs, variables, nt = header
                 found = read_params(SimpleNamespace(attrs=attrs))
                 wrong = _mismatch(params, found)
                 if wrong or attrs.get("point_id") != pid:
@@ -309,8 +351,40 @@ def block_shape(shape: Sequence[int], n_time: int, chunk_mb: float) -> tuple[int
     return tuple(reversed(out))
 
 
-def lazy_observables(table: PointTable, chunk_mb: float = 4.0) -> tuple[dict, tuple]:
-    """name -> dask array (*shape, case, time), one read task per block; and the chunk shape."""
+class _BlockReader:
+    """Blocks read by worker processes, ``ahead`` blocks in advance of the one asked for, so
+    that reading overlaps writing while at most ``ahead`` + 1 blocks are in flight.
+
+    Which blocks come next is guessed from the last two asked for (dask's ordering of the write
+    asks for them one after the other, from the last to the first in practice): a wrong guess
+    costs a wasted read, never a wrong result."""
+
+    def __init__(self, pool, blocks: list, names: Sequence[str], n_time: int, ahead: int):
+        self.pool, self.blocks, self.names, self.n_time, self.ahead = pool, blocks, names, n_time, ahead
+        self.futures: dict = {}
+        self.last: int | None = None
+
+    def _submit(self, k: int) -> None:
+        if 0 <= k < len(self.blocks) and k not in self.futures:
+            self.futures[k] = self.pool.submit(_read_block, self.blocks[k], self.names, self.n_time)
+
+    def __call__(self, k: int) -> np.ndarray:
+        if self.last is None:
+            step = -1 if k == len(self.blocks) - 1 else 1
+        else:
+            step = k - self.last or 1
+        self.last = k
+        for j in range(self.ahead + 1):
+            self._submit(k + j * step)
+        result = self.futures.pop(k).result()
+        for stale in [j for j in self.futures if (j - k) * step < 0]:  # behind us: not needed
+            self.futures.pop(stale).cancel()
+        return result
+
+
+def lazy_observables(table: PointTable, chunk_mb: float = 4.0, pool=None, ahead: int = 2) -> tuple[dict, tuple]:
+    """name -> dask array (*shape, case, time), one read task per block; and the chunk shape.
+    With ``pool`` (:func:`_reader_pool`) the blocks are read there, ``ahead`` in advance."""
     import dask
     import dask.array as da
 
@@ -320,10 +394,18 @@ def lazy_observables(table: PointTable, chunk_mb: float = 4.0) -> tuple[dict, tu
     bshape = block_shape(grid_shape, n_time, chunk_mb)
     n_blocks = [-(-s // b) for s, b in zip(grid_shape, bshape)]
     pieces = {name: np.empty(n_blocks, dtype=object) for name in names}
-    for bindex in np.ndindex(*n_blocks):
-        sl = tuple(slice(i * b, min((i + 1) * b, s)) for i, b, s in zip(bindex, bshape, grid_shape))
+    order = list(np.ndindex(*n_blocks))
+    slices = [tuple(slice(i * b, min((i + 1) * b, s)) for i, b, s in zip(bindex, bshape, grid_shape))
+              for bindex in order]
+    reader = None
+    if pool is not None:
+        reader = _BlockReader(pool, [table.paths[sl] for sl in slices], names, n_time, ahead)
+    for k, (bindex, sl) in enumerate(zip(order, slices)):
         block_paths = table.paths[sl]
-        block = dask.delayed(_read_block, pure=True)(block_paths, names, n_time)
+        if reader is None:
+            block = dask.delayed(_read_block, pure=True)(block_paths, names, n_time)
+        else:
+            block = dask.delayed(reader, pure=False)(k)
         shape = block_paths.shape + (n_time,)
         for k, name in enumerate(names):
             pieces[name][bindex] = da.from_delayed(block[k], shape=shape, dtype=float)
@@ -346,7 +428,7 @@ def _concatenate(blocks: np.ndarray, axis: int = 0):
 
 
 def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_gaps: bool = False,
-                  sanity_bounds: Mapping | None = None, share: Mapping | None = None):
+                  sanity_bounds: Mapping | None = None, share: Mapping | None = None, pool=None):
     """The (lazy) sweep dataset of checked points, flagged against ``sanity_bounds``; ``share``
     (the config's ``share:`` section) says who made it (:func:`qbcat.data.datasets.share_attrs`). Its ACDD
     ``id`` is ``qbcat-sweep-<name>-<hash of its point ids>``."""
@@ -359,7 +441,7 @@ def sweep_dataset(sweep: Sweep, table: PointTable, chunk_mb: float = 4.0, allow_
     coords["case"] = ("case", np.array(CASES, dtype=object))
     coords["time"] = ("time", table.time, dict(zip(("units", "long_name", "comment"), VARIABLES["time"])))
     ds = xr.Dataset(coords=coords)
-    arrays, chunks = lazy_observables(table, chunk_mb)
+    arrays, chunks = lazy_observables(table, chunk_mb, pool)
     for name, array in arrays.items():
         units, long_name, comment = VARIABLES[name]
         ds[name] = ((*dims, "time"), array, {"units": units, "long_name": long_name, "comment": comment})
@@ -430,17 +512,29 @@ def write_sweep(
     certificate fails (variable ``cutoff_ok``), and with ``fail_on_cutoff`` the aggregation then
     stops before writing. Temporaries of an interrupted write of ``output`` are deleted first.
     """
-    import dask
-
-    from .datasets import write_netcdf
-
     log = log or _stderr
     start = time.perf_counter()
     bounds = dict(sanity_bounds) if sanity_bounds is not None else None
     # the sweep file belongs to this job alone (one job per sweep, Snakemake's lock): any
     # temporary of it was left by an interrupted aggregation, whatever its age
     remove_stale_temporaries(Path(output).parent, older_than_s=0, of=Path(output).name, log=log)
-    table = check_points(sweep, files, allow_gaps, log)
+    files = list(files)
+    pool = _reader_pool(threads if threads > 1 and len(files) >= POOL_MIN_FILES else 0)
+    try:
+        return _write_sweep(sweep, files, output, allow_gaps, threads, chunk_mb, log, bounds, share,
+                            fail_on_cutoff, pool, start)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _write_sweep(sweep, files, output, allow_gaps, threads, chunk_mb, log, bounds, share, fail_on_cutoff,
+                 pool, start) -> Path:
+    import dask
+
+    from .datasets import write_netcdf
+
+    table = check_points(sweep, files, allow_gaps, log, pool)
     if table.gaps:
         log(f"aggregate {sweep.name}: {len(table.gaps)} missing point(s) left as NaN: "
             f"{' '.join(table.gaps)}")
@@ -450,10 +544,13 @@ def write_sweep(
         raise AggregationError(f"sweep {sweep.name}: {failed} point(s) fail their cutoff certificate (listed "
                                "above) and fail_on_cutoff is true; their point files are kept: raise n_fock "
                                "(or n_fock_max with n_fock: auto), or set fail_on_cutoff: false to flag them")
-    ds = sweep_dataset(sweep, table, chunk_mb, allow_gaps, bounds, share)
+    ds = sweep_dataset(sweep, table, chunk_mb, allow_gaps, bounds, share, pool)
     log(f"aggregate {sweep.name}: {sweep.size} grid cells checked in "
         f"{time.perf_counter() - start:.1f} s; writing {output}")
-    scheduler = {"scheduler": "threads", "num_workers": threads} if threads > 1 else {"scheduler": "synchronous"}
+    if pool is None and threads > 1:
+        scheduler = {"scheduler": "threads", "num_workers": threads}
+    else:  # one thread; with a pool, the reads run in its processes
+        scheduler = {"scheduler": "synchronous"}
     with dask.config.set(**scheduler), _Progress(log, sweep.name), _small_chunk_cache():
         # compress=False: the encodings (zlib, chunks) are set on the variables themselves
         path = write_netcdf(ds, output, compress=False)

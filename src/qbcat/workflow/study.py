@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text
-from ..engine.params import PARAMETERS, canonical, point_id
+from ..engine.params import PARAMETERS, canonical, canonical_id
 
 CASES = ("catalyzed", "baseline")
 
@@ -69,14 +69,21 @@ class Sweep:
         return {**self.fixed, **values, "catalyst": True}
 
     def cells(self) -> Iterator[tuple[tuple[int, ...], dict[str, tuple[str, dict]]]]:
-        """(index, {case: (point_id, canonical params)}) for every grid cell, in C order."""
+        """(index, {case: (point_id, canonical params)}) for every grid cell, in C order.
+
+        The baseline depends only on the parameters that are not the catalyst's, so cells that
+        differ only in those (e.g. every cell of a g x omega_c map) share it: it is validated
+        once per distinct baseline, not once per cell."""
+        baselines: dict = {}
         for index in np.ndindex(*self.shape):
             p = self.cell_params(index)
-            pair = {}
-            for case, catalyst in zip(CASES, (True, False)):
-                params = canonical({**p, "catalyst": catalyst})
-                pair[case] = (point_id(params), params)
-            yield index, pair
+            catalyzed = canonical(p)
+            key = tuple((k, v) for k, v in p.items() if not PARAMETERS[k].catalyst_only)
+            if key not in baselines:
+                baseline = canonical({**p, "catalyst": False})
+                baselines[key] = (canonical_id(baseline), baseline)
+            bid, baseline = baselines[key]
+            yield index, {CASES[0]: (canonical_id(catalyzed), catalyzed), CASES[1]: (bid, dict(baseline))}
 
     def to_spec(self) -> dict:
         """A plain, JSON-able description (rule params; its repr is what Snakemake compares)."""
