@@ -9,6 +9,9 @@
    Target: qutip / batched >= 10 (wall).
 2. A 100 x 100 map of real points (10^4 catalyzed + 1 baseline), cold, 2 cores, sweep dataset
    (aggregation) included. Target: <= 10 minutes wall.
+3. Parse: ``snakemake -n`` (reading the workflow, planning the batches and building the DAG) of
+   the 21 x 21 and the 100 x 100 maps, nothing computed; and the aggregation alone of the
+   21 x 21 map's points, with ``aggregate.threads`` 1 and 2.
 
 Every run is in a fresh temporary workspace; wall time, CPU time of the process tree and the
 machine's load are printed with each figure.
@@ -16,6 +19,7 @@ machine's load are printed with each figure.
     python benchmarks/bench_maps.py                  # both (~20 min)
     python benchmarks/bench_maps.py --skip big       # the 21 x 21 comparison only
     python benchmarks/bench_maps.py --big 50         # a 50 x 50 map instead of 100 x 100
+    python benchmarks/bench_maps.py --skip map21 big # parse and aggregation only (~2 min)
 """
 
 from __future__ import annotations
@@ -103,9 +107,40 @@ def bench_big(root: Path, n: int) -> None:
     shutil.rmtree(ws)
 
 
+def bench_parse(root: Path) -> None:
+    print("\n== 3. Parse (snakemake -n, nothing computed) and aggregation alone ==", flush=True)
+    for n in (21, 100):
+        ws = workspace(root, f"parse{n}", map_config(n, "batched"))
+        runs = [Run(snakemake("-n", "-q"), ws) for _ in range(2)]
+        print(f"{n} x {n} map ({n * n + 1} points to compute): snakemake -n wall "
+              f"{min(r.wall for r in runs):5.1f} s (best of 2)  ({load()})", flush=True)
+        shutil.rmtree(ws)
+    ws = workspace(root, "agg", map_config(21, "batched"))
+    (ws / "points").mkdir()
+    Run([sys.executable, "-c", BARE_BATCHED, "config/config.yaml", "config/schema.yaml", "points"], ws)
+    for threads in (1, 2, 1, 2):
+        run = Run([sys.executable, "-c", AGGREGATE, "config/config.yaml", "config/schema.yaml", "points",
+                   str(threads)], ws)
+        print(f"aggregation of the 21 x 21 map (442 point files), threads {threads}: wall {run.wall:5.1f} s, "
+              f"CPU {run.cpu:5.1f} s  ({load()})", flush=True)
+    shutil.rmtree(ws)
+
+
+AGGREGATE = textwrap.dedent("""
+    import sys, glob, yaml
+    from qbcat.data.aggregate import write_sweep
+    from qbcat.workflow.configuration import load_config
+
+    config, schema, points, threads = sys.argv[1:5]
+    study = load_config(yaml.safe_load(open(config)), schema)
+    write_sweep(study.sweeps["map"], glob.glob(points + "/*.nc"), "map.nc", threads=int(threads),
+                log=lambda message: None)
+""")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--skip", nargs="*", default=[], choices=["map21", "big"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["map21", "big", "parse"])
     ap.add_argument("--big", type=int, default=100, help="side of the big map")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
@@ -116,6 +151,8 @@ def main() -> None:
             bench_map21(root)
         if "big" not in args.skip:
             bench_big(root, args.big)
+        if "parse" not in args.skip:
+            bench_parse(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -12,9 +12,20 @@ from pathlib import Path
 import qbcat
 from qbcat.workflow import status
 from qbcat.data.datasets import SHARE_DEFAULTS
-from qbcat.workflow.batches import partition, read_batch_plan, runtime_minutes, write_batch_plan
+from qbcat.workflow.batches import (
+    partition,
+    read_batch_plan,
+    runtime_minutes,
+    write_batch_plan,
+)
 from qbcat.workflow.configuration import ConfigError, load_config
-from qbcat.workflow.study import Study, failed_points, missing_points, point_path, write_index
+from qbcat.workflow.study import (
+    Study,
+    failed_points,
+    missing_points,
+    point_path,
+    write_index,
+)
 
 # In every rule's params: Snakemake does not track changes to imported modules.
 QBCAT_VERSION = qbcat.__version__
