@@ -123,8 +123,8 @@ def _try_read_header(path: str):
         return f"{type(exc).__name__}: {exc}"
 
 
-#: The least point files a sweep needs before its reads go to worker processes: starting a
-#: worker (a fresh Python importing numpy and netCDF4) costs about a second.
+#: The least point files a sweep needs before its reads go to worker processes: a worker
+#: costs a process and the pickling of every block it reads, which only pays on large sweeps.
 POOL_MIN_FILES = 200
 
 
