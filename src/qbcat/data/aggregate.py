@@ -146,6 +146,17 @@ def _reader_pool(workers: int):
     return pool
 
 
+@contextlib.contextmanager
+def _readers(workers: int):
+    """:func:`_reader_pool` for a ``with`` block (None for 0 workers), shut down at its end."""
+    pool = _reader_pool(workers)
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
 def _read_time(path: str) -> np.ndarray:
     import netCDF4
 
@@ -512,6 +523,10 @@ def write_sweep(
     certificate fails (variable ``cutoff_ok``), and with ``fail_on_cutoff`` the aggregation then
     stops before writing. Temporaries of an interrupted write of ``output`` are deleted first.
     """
+    import dask
+
+    from .datasets import write_netcdf
+
     log = log or _stderr
     start = time.perf_counter()
     bounds = dict(sanity_bounds) if sanity_bounds is not None else None
@@ -519,41 +534,27 @@ def write_sweep(
     # temporary of it was left by an interrupted aggregation, whatever its age
     remove_stale_temporaries(Path(output).parent, older_than_s=0, of=Path(output).name, log=log)
     files = list(files)
-    pool = _reader_pool(threads if threads > 1 and len(files) >= POOL_MIN_FILES else 0)
-    try:
-        return _write_sweep(sweep, files, output, allow_gaps, threads, chunk_mb, log, bounds, share,
-                            fail_on_cutoff, pool, start)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-
-
-def _write_sweep(sweep, files, output, allow_gaps, threads, chunk_mb, log, bounds, share, fail_on_cutoff,
-                 pool, start) -> Path:
-    import dask
-
-    from .datasets import write_netcdf
-
-    table = check_points(sweep, files, allow_gaps, log, pool)
-    if table.gaps:
-        log(f"aggregate {sweep.name}: {len(table.gaps)} missing point(s) left as NaN: "
-            f"{' '.join(table.gaps)}")
-    _log_sanity(sweep, table, bounds, log)
-    failed = _log_cutoff(sweep, table, log)
-    if failed and fail_on_cutoff:
-        raise AggregationError(f"sweep {sweep.name}: {failed} point(s) fail their cutoff certificate (listed "
-                               "above) and fail_on_cutoff is true; their point files are kept: raise n_fock "
-                               "(or n_fock_max with n_fock: auto), or set fail_on_cutoff: false to flag them")
-    ds = sweep_dataset(sweep, table, chunk_mb, allow_gaps, bounds, share, pool)
-    log(f"aggregate {sweep.name}: {sweep.size} grid cells checked in "
-        f"{time.perf_counter() - start:.1f} s; writing {output}")
-    if pool is None and threads > 1:
-        scheduler = {"scheduler": "threads", "num_workers": threads}
-    else:  # one thread; with a pool, the reads run in its processes
-        scheduler = {"scheduler": "synchronous"}
-    with dask.config.set(**scheduler), _Progress(log, sweep.name), _small_chunk_cache():
-        # compress=False: the encodings (zlib, chunks) are set on the variables themselves
-        path = write_netcdf(ds, output, compress=False)
+    with _readers(threads if threads > 1 and len(files) >= POOL_MIN_FILES else 0) as pool:
+        table = check_points(sweep, files, allow_gaps, log, pool)
+        if table.gaps:
+            log(f"aggregate {sweep.name}: {len(table.gaps)} missing point(s) left as NaN: "
+                f"{' '.join(table.gaps)}")
+        _log_sanity(sweep, table, bounds, log)
+        failed = _log_cutoff(sweep, table, log)
+        if failed and fail_on_cutoff:
+            raise AggregationError(f"sweep {sweep.name}: {failed} point(s) fail their cutoff certificate (listed "
+                                   "above) and fail_on_cutoff is true; their point files are kept: raise n_fock "
+                                   "(or n_fock_max with n_fock: auto), or set fail_on_cutoff: false to flag them")
+        ds = sweep_dataset(sweep, table, chunk_mb, allow_gaps, bounds, share, pool)
+        log(f"aggregate {sweep.name}: {sweep.size} grid cells checked in "
+            f"{time.perf_counter() - start:.1f} s; writing {output}")
+        if pool is None and threads > 1:
+            scheduler = {"scheduler": "threads", "num_workers": threads}
+        else:  # one thread; with a pool, the reads run in its processes
+            scheduler = {"scheduler": "synchronous"}
+        with dask.config.set(**scheduler), _Progress(log, sweep.name), _small_chunk_cache():
+            # compress=False: the encodings (zlib, chunks) are set on the variables themselves
+            path = write_netcdf(ds, output, compress=False)
     log(f"aggregate {sweep.name}: wrote {output} in {time.perf_counter() - start:.1f} s")
     return path
 
