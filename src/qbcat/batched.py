@@ -32,10 +32,10 @@ The right-hand side is, per element r,
 with Dg the per-point diagonal of the dissipators, M_q a real 2x2 matrix acting on (Re, Im) and
 C_ch(t) the channel's complex coefficient (g, kappa_1 or s(t), times its phase). At n_fock 12
 that is about 16 kflop per point. Every M_q of this model is a complex number v acting on X_c
-or on conj X_c, so the integrator folds C_ch v into per-lane weights W_u, one per distinct
-(channel, v) (125 at n_fock 12 for 1403 couplings), once per right-hand side: then a coupling
-costs 4 FMAs per lane instead of 8 (:func:`_rhs_w`; :func:`_rhs` is the plain form, checked
-against QuTiP, and a test checks the two agree).
+or on conj X_c (:func:`structure` checks it and refuses a structure where it is not), so the
+kernel folds C_ch v into per-lane weights W_u, one per distinct (channel, v) (108 at n_fock 12
+for 1403 couplings), once per right-hand side: then a coupling costs 4 FMAs per lane instead
+of 8 (:func:`_rhs`, checked against QuTiP).
 
 Kernel, for speed (benchmarks/README.md): an element's sum over its couplings is accumulated
 for a block of lanes in a stack buffer, four couplings per SIMD loop over the lanes (a loop
@@ -131,9 +131,12 @@ class Structure:
 
     ``diag[k, r]``: diagonal of the static dissipative piece k (the frame pieces omega_a,
     omega_c have none left); couplings in CSR order over r: element r receives
-    C[chan[q]] * m[q] (a real 2x2 matrix, row-major, acting on (Re, Im) of element col[q]),
-    with the complex channel coefficient C_ch = coef[ch_k] exp(i (ch_alpha omega_a + ch_beta
-    omega_c) t), coef[len(names)] being the drive s(t).
+    W_u x or W_u conj(x) (``conj[q]`` = +1 or -1, the sign of Im x) of element x = col[q],
+    u = weight[q], with W_u = C_ch v_u for the channel ch = w_ch[u] and the complex number
+    v_u = w_v[u]; C_ch = coef[ch_k] exp(i (ch_alpha omega_a + ch_beta omega_c) t) is the
+    channel's complex coefficient, coef[len(names)] being the drive s(t). Every entry of this
+    model's Lindbladian has that form (:func:`structure` checks it): a coupling costs 4 FMAs
+    a lane, and the few distinct W_u are formed once per right-hand side.
     """
 
     catalyst: bool
@@ -147,8 +150,10 @@ class Structure:
     diag: np.ndarray  # (K, D') complex
     ptr: np.ndarray  # (D' + 1,) int64
     col: np.ndarray  # (nnz,) int64
-    chan: np.ndarray  # (nnz,) int64
-    m: np.ndarray  # (nnz, 4) float: m00, m01, m10, m11
+    weight: np.ndarray  # (nnz,) int64: the weight u of each coupling
+    conj: np.ndarray  # (nnz,) float: +1 (W_u x) or -1 (W_u conj x)
+    w_ch: np.ndarray  # (n_u,) int64: the channel of weight u
+    w_v: np.ndarray  # (n_u,) complex: W_u = C_ch v_u
     ch_k: np.ndarray  # (n_ch,) int64: the coefficient of each channel
     ch_alpha: np.ndarray  # (n_ch,) int64
     ch_beta: np.ndarray  # (n_ch,) int64
@@ -272,12 +277,25 @@ def structure(catalyst: bool, n_fock: int) -> Structure:
     for r, _, _ in keys:
         ptr[r + 1] += 1
     chans = sorted(channels, key=channels.get)
+    # fold each coupling's 2x2 matrix into a complex v acting on x or on conj(x)
+    weights: dict = {}  # (channel, v) -> u
+    weight, conj = [], []
+    for key in keys:
+        (m00, m01), (m10, m11) = entries[key]
+        if m11 == m00 and m01 == -m10:
+            conj.append(1.0)
+        elif m11 == -m00 and m01 == m10:
+            conj.append(-1.0)
+        else:
+            raise ValueError(f"coupling {key} (element, element, channel) is neither v x nor v conj(x)")
+        weight.append(weights.setdefault((key[2], complex(m00, m10)), len(weights)))
     st = Structure(
         catalyst=bool(catalyst), dim=d, names=names, upper=upper, rows=rows, is_diag=iu == ju,
         alpha=(a_lvl[iu] - a_lvl[ju]) // 2, beta=b_lvl[iu] - b_lvl[ju], diag=diag,
         ptr=np.cumsum(ptr), col=np.array([c for _, c, _ in keys], dtype=np.int64),
-        chan=np.array([ch for _, _, ch in keys], dtype=np.int64),
-        m=np.array([entries[k].ravel() for k in keys], dtype=float).reshape(-1, 4),
+        weight=np.array(weight, dtype=np.int64), conj=np.array(conj, dtype=float),
+        w_ch=np.array([ch for ch, _ in weights], dtype=np.int64),
+        w_v=np.array([v for _, v in weights], dtype=complex),
         ch_k=np.array([k for k, _, _ in chans], dtype=np.int64),
         ch_alpha=np.array([a2 // 2 for _, a2, _ in chans], dtype=np.int64),
         ch_beta=np.array([b for _, _, b in chans], dtype=np.int64),
@@ -337,18 +355,30 @@ def _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch
             ci[ch, b] = coef[k, b] * math.sin(phi)
 
 
+@njit(**_JIT)
+def _weights(cr, ci, w_ch, w_vr, w_vi, Wr, Wi):
+    """W_u = C_ch(u) v_u for every lane (complex product; Structure.w_ch, w_v)."""
+    nl = cr.shape[1]
+    for u in range(w_ch.shape[0]):
+        k = w_ch[u]
+        vr = w_vr[u]
+        vi = w_vi[u]
+        for b in range(nl):
+            Wr[u, b] = cr[k, b] * vr - ci[k, b] * vi
+            Wi[u, b] = cr[k, b] * vi + ci[k, b] * vr
+
+
 @njit(cache=True, fastmath={"contract"}, inline="always")
-def _couple(sr, si, xr, xi, m00, m01, m10, m11, crk, cik):
-    """(sr, si) + C (M x) for one coupling: M a real 2x2 on (Re, Im) of x, C = crk + i cik."""
-    u = m00 * xr + m01 * xi
-    v = m10 * xr + m11 * xi
-    return sr + crk * u - cik * v, si + crk * v + cik * u
+def _couple(sr, si, xr, xi, wr, wi):
+    """(sr, si) + W x for one coupling (xi already carries the sign of a conjugate)."""
+    return sr + wr * xr - wi * xi, si + wr * xi + wi * xr
 
 
 @njit(**_JIT)
-def _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs):
+def _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
     """Y = hs L_t(X) in the rotating frame, lane b scaled by hs[b] (its step size, or 1), with
-    the channel coefficients (cr, ci) of :func:`_coefficients`.
+    the per-lane weights W of :func:`_weights` (element r receives W_u x or W_u conj(x) from
+    each coupling, :class:`Structure`): 4 FMAs a coupling and lane.
 
     Element r of a block of lanes is accumulated in a stack buffer (no run-time overlap
     checks, see :func:`_stack`) over its couplings in CSR order, four (then two, then one)
@@ -374,176 +404,44 @@ def _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs):
                 c1 = np.uint64(col[q + 1])
                 c2 = np.uint64(col[q + 2])
                 c3 = np.uint64(col[q + 3])
-                k0 = np.uint64(chan[q])
-                k1 = np.uint64(chan[q + 1])
-                k2 = np.uint64(chan[q + 2])
-                k3 = np.uint64(chan[q + 3])
-                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
-                b00, b01, b10, b11 = m[q + 1, 0], m[q + 1, 1], m[q + 1, 2], m[q + 1, 3]
-                c00, c01, c10, c11 = m[q + 2, 0], m[q + 2, 1], m[q + 2, 2], m[q + 2, 3]
-                d00, d01, d10, d11 = m[q + 3, 0], m[q + 3, 1], m[q + 3, 2], m[q + 3, 3]
-                for b in range(w):
-                    lb = np.uint64(b0 + b)
-                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
-                                     cr[k0, lb], ci[k0, lb])
-                    sr, si = _couple(sr, si, Xr[c1, lb], Xi[c1, lb], b00, b01, b10, b11, cr[k1, lb], ci[k1, lb])
-                    sr, si = _couple(sr, si, Xr[c2, lb], Xi[c2, lb], c00, c01, c10, c11, cr[k2, lb], ci[k2, lb])
-                    sr, si = _couple(sr, si, Xr[c3, lb], Xi[c3, lb], d00, d01, d10, d11, cr[k3, lb], ci[k3, lb])
-                    ar[b] = sr
-                    ai[b] = si
-                q += 4
-            if q + 2 <= q1:
-                c0 = np.uint64(col[q])
-                c1 = np.uint64(col[q + 1])
-                k0 = np.uint64(chan[q])
-                k1 = np.uint64(chan[q + 1])
-                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
-                b00, b01, b10, b11 = m[q + 1, 0], m[q + 1, 1], m[q + 1, 2], m[q + 1, 3]
-                for b in range(w):
-                    lb = np.uint64(b0 + b)
-                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
-                                     cr[k0, lb], ci[k0, lb])
-                    sr, si = _couple(sr, si, Xr[c1, lb], Xi[c1, lb], b00, b01, b10, b11, cr[k1, lb], ci[k1, lb])
-                    ar[b] = sr
-                    ai[b] = si
-                q += 2
-            if q < q1:
-                c0 = np.uint64(col[q])
-                k0 = np.uint64(chan[q])
-                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
-                for b in range(w):
-                    lb = np.uint64(b0 + b)
-                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
-                                     cr[k0, lb], ci[k0, lb])
-                    ar[b] = sr
-                    ai[b] = si
-            if is_diag[r]:
-                for b in range(w):
-                    ai[b] = 0.0
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                Yr[r, lb] = hs[lb] * ar[b]
-                Yi[r, lb] = hs[lb] * ai[b]
-
-
-@njit(**_JIT)
-def _coupling_table(m, chan):
-    """Each coupling's 2x2 matrix is v x or v conj(x) for a complex v (a property of the
-    structure, checked here): C_ch M_q x = W_u x or W_u conj(x) with W_u = C_ch v for the few
-    distinct (channel, v) pairs u. Returns (u of each coupling, sign of Im x: +1 or -1 for the
-    conjugate, ch of each u, vr of each u, vi of each u); u = -1 marks a general matrix."""
-    nq = m.shape[0]
-    cu = np.empty(nq, dtype=np.int64)
-    sgn = np.empty(nq)
-    uch = np.empty(nq, dtype=np.int64)
-    uvr = np.empty(nq)
-    uvi = np.empty(nq)
-    n_u = 0
-    for q in range(nq):
-        vr = m[q, 0]
-        vi = m[q, 2]
-        if m[q, 3] == vr and m[q, 1] == -vi:
-            sgn[q] = 1.0
-        elif m[q, 3] == -vr and m[q, 1] == vi:
-            sgn[q] = -1.0
-        else:
-            cu[q] = -1
-            continue
-        found = -1
-        for u in range(n_u):
-            if uch[u] == chan[q] and uvr[u] == vr and uvi[u] == vi:
-                found = u
-                break
-        if found < 0:
-            found = n_u
-            uch[n_u] = chan[q]
-            uvr[n_u] = vr
-            uvi[n_u] = vi
-            n_u += 1
-        cu[q] = found
-    return cu, sgn, uch[:n_u].copy(), uvr[:n_u].copy(), uvi[:n_u].copy()
-
-
-@njit(**_JIT)
-def _weights(cr, ci, uch, uvr, uvi, Wr, Wi):
-    """W_u = C_ch(u) v_u for every lane (complex product)."""
-    nl = cr.shape[1]
-    for u in range(uch.shape[0]):
-        k = uch[u]
-        vr = uvr[u]
-        vi = uvi[u]
-        for b in range(nl):
-            Wr[u, b] = cr[k, b] * vr - ci[k, b] * vi
-            Wi[u, b] = cr[k, b] * vi + ci[k, b] * vr
-
-
-@njit(cache=True, fastmath={"contract"}, inline="always")
-def _couple_w(sr, si, xr, xi, wr, wi):
-    """(sr, si) + W x for one coupling (xi already carries the sign of a conjugate)."""
-    return sr + wr * xr - wi * xi, si + wr * xi + wi * xr
-
-
-@njit(**_JIT)
-def _rhs_w(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, Wr, Wi, hs):
-    """:func:`_rhs_h` with the couplings' matrices folded into the per-lane weights W of
-    :func:`_weights`: 4 FMAs a coupling and lane instead of 8 (every coupling of this model is
-    v x or v conj(x), :func:`_coupling_table`)."""
-    D, nl = Xr.shape
-    ar = carray(_stack(_LB), (_LB,))
-    ai = carray(_stack(_LB), (_LB,))
-    for b0 in range(0, nl, _LB):
-        w = min(nl - b0, _LB)
-        for r0 in range(D):
-            r = np.uint64(r0)
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                ar[b] = dgr[r, lb] * Xr[r, lb] - dgi[r, lb] * Xi[r, lb]
-                ai[b] = dgr[r, lb] * Xi[r, lb] + dgi[r, lb] * Xr[r, lb]
-            q = ptr[r]
-            q1 = ptr[r + 1]
-            while q + 4 <= q1:
-                c0 = np.uint64(col[q])
-                c1 = np.uint64(col[q + 1])
-                c2 = np.uint64(col[q + 2])
-                c3 = np.uint64(col[q + 3])
-                u0 = np.uint64(cu[q])
-                u1 = np.uint64(cu[q + 1])
-                u2 = np.uint64(cu[q + 2])
-                u3 = np.uint64(cu[q + 3])
+                u0 = np.uint64(wu[q])
+                u1 = np.uint64(wu[q + 1])
+                u2 = np.uint64(wu[q + 2])
+                u3 = np.uint64(wu[q + 3])
                 s0 = sgn[q]
                 s1 = sgn[q + 1]
                 s2 = sgn[q + 2]
                 s3 = sgn[q + 3]
                 for b in range(w):
                     lb = np.uint64(b0 + b)
-                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
-                    sr, si = _couple_w(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
-                    sr, si = _couple_w(sr, si, Xr[c2, lb], s2 * Xi[c2, lb], Wr[u2, lb], Wi[u2, lb])
-                    sr, si = _couple_w(sr, si, Xr[c3, lb], s3 * Xi[c3, lb], Wr[u3, lb], Wi[u3, lb])
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    sr, si = _couple(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
+                    sr, si = _couple(sr, si, Xr[c2, lb], s2 * Xi[c2, lb], Wr[u2, lb], Wi[u2, lb])
+                    sr, si = _couple(sr, si, Xr[c3, lb], s3 * Xi[c3, lb], Wr[u3, lb], Wi[u3, lb])
                     ar[b] = sr
                     ai[b] = si
                 q += 4
             if q + 2 <= q1:
                 c0 = np.uint64(col[q])
                 c1 = np.uint64(col[q + 1])
-                u0 = np.uint64(cu[q])
-                u1 = np.uint64(cu[q + 1])
+                u0 = np.uint64(wu[q])
+                u1 = np.uint64(wu[q + 1])
                 s0 = sgn[q]
                 s1 = sgn[q + 1]
                 for b in range(w):
                     lb = np.uint64(b0 + b)
-                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
-                    sr, si = _couple_w(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    sr, si = _couple(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
                     ar[b] = sr
                     ai[b] = si
                 q += 2
             if q < q1:
                 c0 = np.uint64(col[q])
-                u0 = np.uint64(cu[q])
+                u0 = np.uint64(wu[q])
                 s0 = sgn[q]
                 for b in range(w):
                     lb = np.uint64(b0 + b)
-                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
                     ar[b] = sr
                     ai[b] = si
             if is_diag[r]:
@@ -553,12 +451,6 @@ def _rhs_w(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, Wr, Wi, hs):
                 lb = np.uint64(b0 + b)
                 Yr[r, lb] = hs[lb] * ar[b]
                 Yi[r, lb] = hs[lb] * ai[b]
-
-
-@njit(**_JIT)
-def _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci):
-    """Y = L_t(X) in the rotating frame for every lane (:func:`_rhs_h` unscaled)."""
-    _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, np.ones(Xr.shape[1]))
 
 
 @njit(**_JIT)
@@ -587,76 +479,6 @@ def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
                 outi[g, lb] = si[b]
 
 
-@njit(**_JIT)
-def _combine(Xr, Xi, Kr, Ki, slot, a, h, n, Yr, Yi, ah):
-    """Y = X + h * sum_{j<n} a[j] K_slot[j], lane by lane (h per lane); ah: scratch (7, lanes).
-
-    The form for unscaled stages (K = f); :func:`_integrate` scales its stages and uses the flat
-    :func:`_lincomb`."""
-    D, nl = Xr.shape
-    for j in range(n):
-        for b in range(nl):
-            ah[j, b] = a[j] * h[b]
-    yr = carray(_stack(_LB), (_LB,))
-    yi = carray(_stack(_LB), (_LB,))
-    for b0 in range(0, nl, _LB):
-        w = min(nl - b0, _LB)
-        for r0 in range(D):
-            r = np.uint64(r0)
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                yr[b] = Xr[r, lb]
-                yi[b] = Xi[r, lb]
-            for j in range(n):
-                if a[j] != 0.0:
-                    sj = np.uint64(slot[j])
-                    for b in range(w):
-                        lb = np.uint64(b0 + b)
-                        yr[b] = yr[b] + ah[j, lb] * Kr[sj, r, lb]
-                        yi[b] = yi[b] + ah[j, lb] * Ki[sj, r, lb]
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                Yr[r, lb] = yr[b]
-                Yi[r, lb] = yi[b]
-
-
-@njit(**_JIT)
-def _error_norm(Xr, Xi, Nr, Ni, Kr, Ki, slot, E, h, atol, rtol, err, er, ei):
-    """err[b] = weighted RMS norm of the local error estimate h sum_j E_j K_j of lane b, for
-    unscaled stages (:func:`_integrate` uses :func:`_error_norm_h`); er, ei: unused, kept for the
-    interface (the sums live in stack buffers)."""
-    D, nl = Xr.shape
-    sr = carray(_stack(_LB), (_LB,))
-    si = carray(_stack(_LB), (_LB,))
-    acc = carray(_stack(_LB), (_LB,))
-    for b0 in range(0, nl, _LB):
-        w = min(nl - b0, _LB)
-        for b in range(w):
-            acc[b] = 0.0
-        for r0 in range(D):
-            r = np.uint64(r0)
-            for b in range(w):
-                sr[b] = 0.0
-                si[b] = 0.0
-            for j in range(7):
-                if E[j] != 0.0:
-                    sj = np.uint64(slot[j])
-                    ej = E[j]
-                    for b in range(w):
-                        lb = np.uint64(b0 + b)
-                        sr[b] = sr[b] + ej * Kr[sj, r, lb]
-                        si[b] = si[b] + ej * Ki[sj, r, lb]
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                y0 = Xr[r, lb] * Xr[r, lb] + Xi[r, lb] * Xi[r, lb]
-                y1 = Nr[r, lb] * Nr[r, lb] + Ni[r, lb] * Ni[r, lb]
-                sc = atol[lb] + rtol[lb] * math.sqrt(max(y0, y1))
-                acc[b] = acc[b] + (sr[b] * sr[b] + si[b] * si[b]) / (sc * sc)
-        for b in range(w):
-            lb = np.uint64(b0 + b)
-            err[lb] = math.sqrt(acc[b] * (h[lb] * h[lb]) / D)
-
-
 #: Elements per chunk of the flat stage combinations (:func:`_lincomb`): a few kB of stack.
 _CH = 512
 
@@ -666,7 +488,7 @@ def _lincomb(Xr, Xi, Kr, Ki, kidx, a, n, Yr, Yi, c, Er, Ei):
     """Y = X + sum_{j<n} a[j] K[kidx[j]] (1 <= n <= 6) and, if c is not empty (then n = 6),
     E = sum_{j<6} c[j] K[kidx[j]]. Terms with a zero coefficient are skipped only in E.
 
-    The stages K here are scaled by their lane's step (K = h f, :func:`_rhs_h`), so the
+    The stages K here are scaled by their lane's step (K = h f, :func:`_rhs`), so the
     coefficients are the same in every lane and the (element, lane) arrays are walked as one
     flat vector: per chunk of _CH elements, one SIMD loop reads all the stages and accumulates
     on the stack (no overlap checks, :func:`_stack`), then one loop stores the chunk.
@@ -784,14 +606,6 @@ def _advance(Xr, Xi, Nr, Ni, Kr, Ki, slot, accept):
 
 
 @njit(**_JIT)
-def _stage(ts, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a,
-           omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
-    """One right-hand side: the channel coefficients at the lanes' times ``ts``, then L_t(X)."""
-    _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-    _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci)
-
-
-@njit(**_JIT)
 def _scale_lanes(Fr, Fi, h, Yr, Yi):
     """Y = h F lane by lane."""
     D, nl = Fr.shape
@@ -802,25 +616,18 @@ def _scale_lanes(Fr, Fi, h, Yr, Yi):
 
 
 @njit(**_JIT)
-def _stage_h(ts, hs, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a,
-             omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
-    """One right-hand side scaled by hs: the channel coefficients at ``ts``, then hs L_t(X)."""
+def _stage(ts, hs, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr, Wi, coef, Omega,
+           omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
+    """One right-hand side scaled by hs: the channel coefficients and weights at the lanes'
+    times ``ts``, then Y = hs L_t(X) (:func:`_rhs`)."""
     _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-    _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs)
+    _weights(cr, ci, w_ch, w_vr, w_vi, Wr, Wi)
+    _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, wu, sgn, Wr, Wi, hs)
 
 
 @njit(**_JIT)
-def _stage_w(ts, hs, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, uch, uvr, uvi, Wr, Wi, coef, Omega,
-             omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
-    """:func:`_stage_h` through the weights of :func:`_weights` (:func:`_rhs_w`)."""
-    _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-    _weights(cr, ci, uch, uvr, uvi, Wr, Wi)
-    _rhs_w(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, Wr, Wi, hs)
-
-
-@njit(**_JIT)
-def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a, omega_c,
-               ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, gobs, galpha, gbeta, t_out, atol, rtol,
+def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, Omega, omega_d, omega_a,
+               omega_c, ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, gobs, galpha, gbeta, t_out, atol, rtol,
                max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
     """Integrate every lane from t_out[0] to t_out[-1]; out[b, m, n] = <A_m>(t_out[n]).
 
@@ -845,13 +652,8 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
     no_c = np.zeros(0)
     ones = np.ones(nl)
     scale0 = np.ones(nl)
-    cu, sgn, uch, uvr, uvi = _coupling_table(m, chan)
-    general = False
-    for q in range(cu.shape[0]):
-        if cu[q] < 0:
-            general = True
-    Wr = np.empty((uch.shape[0], nl))
-    Wi = np.empty((uch.shape[0], nl))
+    Wr = np.empty((w_ch.shape[0], nl))
+    Wi = np.empty((w_ch.shape[0], nl))
     okFr = np.empty((n_g, nl))
     okFi = np.empty((n_g, nl))
     okGr = np.empty((n_g, nl))
@@ -890,8 +692,8 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
             out[b, mm, 0] = 0.0
         for g in range(n_g):  # the frame coincides with the lab at t = 0
             out[b, gobs[g], 0] += obs_yr[g, b]
-    _stage(t, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d,
-           omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+    _stage(t, ones, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
+           Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
     _expect(Kr[slot[0]], Ki[slot[0]], optr, orow, owr, owi, okFr, okFi)
     n_active = nl
     while n_active > 0:
@@ -904,24 +706,15 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
             for b in range(nl):
                 ts[b] = t[b] + Cc[s] * h[b]
             _lincomb(Xr, Xi, Kr, Ki, kidx, A[s], s, Yr, Yi, no_c, Yr, Yi)
-            if general:
-                _stage_h(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, chan, m, coef,
-                         Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-            else:
-                _stage_w(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, cu, sgn, uch,
-                         uvr, uvi, Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr,
-                         ci)
+            _stage(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi,
+                   Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         # the 5th-order solution N and the scaled stages' part of the error estimate (into Y,
         # free now), one pass
         _lincomb(Xr, Xi, Kr, Ki, kidx, Bw, 6, Nr, Ni, E6, Yr, Yi)
         for b in range(nl):
             ts[b] = t[b] + h[b]
-        if general:
-            _stage_h(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, chan, m, coef,
-                     Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-        else:
-            _stage_w(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, cu, sgn, uch, uvr,
-                     uvi, Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+        _stage(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
+               Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         _error_norm_h(Xr, Xi, Nr, Ni, Yr, Yi, Kr[slot[6]], Ki[slot[6]], E[6], h, atol, rtol, err)
         for b in range(nl):
             accept[b] = active[b] and math.isfinite(err[b]) and err[b] <= 1.0
@@ -1092,7 +885,8 @@ def integrate_group(points: Sequence[dict], st: Structure, tlist: np.ndarray) ->
     dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
     _integrate(
         np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), np.ascontiguousarray(dg.real),
-        np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col, st.chan, st.m, coef, Omega, omega_d,
+        np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col, st.weight, st.conj, st.w_ch, np.ascontiguousarray(st.w_v.real),
+        np.ascontiguousarray(st.w_v.imag), coef, Omega, omega_d,
         omega_a, omega_c, st.ch_k, st.ch_alpha, st.ch_beta, np.array(optr, dtype=np.int64), orow,
         np.ascontiguousarray(Wsel.real), np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64),
         np.array(galpha, dtype=np.int64), np.array(gbeta, dtype=np.int64), np.asarray(tlist, dtype=float),
@@ -1207,7 +1001,8 @@ def _run_kernel(points, st, X, tlist, optr, orow, Wr, Wi, gobs, galpha, gbeta, n
     dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
     _integrate(
         np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), a["dgr"], a["dgi"], st.is_diag, st.ptr,
-        st.col, st.chan, st.m, a["coef"], a["Omega"], a["omega_d"], a["omega_a"], a["omega_c"], st.ch_k,
+        st.col, st.weight, st.conj, st.w_ch, np.ascontiguousarray(st.w_v.real),
+        np.ascontiguousarray(st.w_v.imag), a["coef"], a["Omega"], a["omega_d"], a["omega_a"], a["omega_c"], st.ch_k,
         st.ch_alpha, st.ch_beta, optr, orow, Wr, Wi, gobs, galpha, gbeta, np.asarray(tlist, dtype=float),
         a["atol"], a["rtol"], a["max_step"], a["nsteps"], min(0.01, dt), _A, _B, _C, _E, _P, out, status,
         n_steps, n_rej,
