@@ -479,95 +479,96 @@ def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
                 outi[g, lb] = si[b]
 
 
-#: Elements per chunk of the flat stage combinations (:func:`_lincomb`): a few kB of stack.
+@njit(**_JIT)
+def _combine(x, k, kidx, a, n, y):
+    """y = x + sum_{j<n} a[j] k[kidx[j]] (1 <= n <= 5) on flat vectors: one part (real or
+    imaginary) of a stage's input, x the state and k the stages, all (element, lane) flattened.
+
+    The stages are scaled by their lane's step (K~ = h f, :func:`_rhs`), so the coefficients
+    are the same in every lane and the arrays are walked as one flat loop that stores straight
+    into y: LLVM's run-time overlap checks are paid once per call, not per row.
+    """
+    T = x.shape[0]
+    k0 = k[kidx[0]]
+    a0 = a[0]
+    if n == 1:
+        for i in range(T):
+            y[i] = x[i] + a0 * k0[i]
+        return
+    k1 = k[kidx[1]]
+    a1 = a[1]
+    if n == 2:
+        for i in range(T):
+            y[i] = x[i] + a0 * k0[i] + a1 * k1[i]
+        return
+    k2 = k[kidx[2]]
+    a2 = a[2]
+    if n == 3:
+        for i in range(T):
+            y[i] = x[i] + a0 * k0[i] + a1 * k1[i] + a2 * k2[i]
+        return
+    k3 = k[kidx[3]]
+    a3 = a[3]
+    if n == 4:
+        for i in range(T):
+            y[i] = x[i] + a0 * k0[i] + a1 * k1[i] + a2 * k2[i] + a3 * k3[i]
+        return
+    k4 = k[kidx[4]]
+    a4 = a[4]
+    for i in range(T):
+        y[i] = x[i] + a0 * k0[i] + a1 * k1[i] + a2 * k2[i] + a3 * k3[i] + a4 * k4[i]
+
+
+#: Elements per chunk of :func:`_solution` (a few kB of stack).
 _CH = 512
 
 
 @njit(**_JIT)
-def _lincomb(Xr, Xi, Kr, Ki, kidx, a, n, Yr, Yi, c, Er, Ei):
-    """Y = X + sum_{j<n} a[j] K[kidx[j]] (1 <= n <= 6) and, if c is not empty (then n = 6),
-    E = sum_{j<6} c[j] K[kidx[j]]. Terms with a zero coefficient are skipped only in E.
-
-    The stages K here are scaled by their lane's step (K = h f, :func:`_rhs`), so the
-    coefficients are the same in every lane and the (element, lane) arrays are walked as one
-    flat vector: per chunk of _CH elements, one SIMD loop reads all the stages and accumulates
-    on the stack (no overlap checks, :func:`_stack`), then one loop stores the chunk.
+def _solution(Xr, Xi, Kr, Ki, kidx, b, c, Nr, Ni, Er, Ei):
+    """The 5th-order solution N = X + sum_{j<6} b[j] K~[kidx[j]] and the stages' part of the
+    error estimate E = sum_{j<6} c[j] K~[kidx[j]] in one pass (b[1] = c[1] = 0 for
+    Dormand-Prince: stage 2 is not read). Per chunk of _CH flat elements, one SIMD loop reads
+    the stages and accumulates on the stack (no overlap checks, :func:`_stack`: a loop with two
+    outputs and seven inputs has too many pointer pairs for LLVM's checks), then stores.
     """
     D, nl = Xr.shape
     T = D * nl
     xr = Xr.reshape(T)
     xi = Xi.reshape(T)
-    yr_ = Yr.reshape(T)
-    yi_ = Yi.reshape(T)
-    er_ = Er.reshape(Er.size)
-    ei_ = Ei.reshape(Ei.size)
+    nr_ = Nr.reshape(T)
+    ni_ = Ni.reshape(T)
+    er_ = Er.reshape(T)
+    ei_ = Ei.reshape(T)
     kr = Kr.reshape(Kr.shape[0], T)
     ki = Ki.reshape(Ki.shape[0], T)
-    two = c.shape[0] > 0
-    k0, k1, k2, k3, k4, k5 = (kidx[0], kidx[min(1, n - 1)], kidx[min(2, n - 1)], kidx[min(3, n - 1)],
-                              kidx[min(4, n - 1)], kidx[min(5, n - 1)])
-    a0, a1, a2, a3, a4, a5 = (a[0], a[min(1, n - 1)], a[min(2, n - 1)], a[min(3, n - 1)], a[min(4, n - 1)],
-                              a[min(5, n - 1)])
-    c0, c2, c3, c4, c5 = (c[0], c[2], c[3], c[4], c[5]) if two else (0.0, 0.0, 0.0, 0.0, 0.0)
-    k0r, k0i, k1r, k1i, k2r, k2i = kr[k0], ki[k0], kr[k1], ki[k1], kr[k2], ki[k2]
-    k3r, k3i, k4r, k4i, k5r, k5i = kr[k3], ki[k3], kr[k4], ki[k4], kr[k5], ki[k5]
+    b0, b2, b3, b4, b5 = b[0], b[2], b[3], b[4], b[5]
+    c0, c2, c3, c4, c5 = c[0], c[2], c[3], c[4], c[5]
+    k0r, k0i, k2r, k2i = kr[kidx[0]], ki[kidx[0]], kr[kidx[2]], ki[kidx[2]]
+    k3r, k3i, k4r, k4i, k5r, k5i = kr[kidx[3]], ki[kidx[3]], kr[kidx[4]], ki[kidx[4]], kr[kidx[5]], ki[kidx[5]]
     yr = carray(_stack(_CH), (_CH,))
     yi = carray(_stack(_CH), (_CH,))
     sr = carray(_stack(_CH), (_CH,))
     si = carray(_stack(_CH), (_CH,))
     for i0 in range(0, T, _CH):
         w = min(T - i0, _CH)
-        if two:  # the 5th-order solution and the error estimate (c[1] = 0 for Dormand-Prince)
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii] + a5 * k5r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii] + a5 * k5i[ii]
-                sr[i] = c0 * k0r[ii] + c2 * k2r[ii] + c3 * k3r[ii] + c4 * k4r[ii] + c5 * k5r[ii]
-                si[i] = c0 * k0i[ii] + c2 * k2i[ii] + c3 * k3i[ii] + c4 * k4i[ii] + c5 * k5i[ii]
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                er_[ii] = sr[i]
-                ei_[ii] = si[i]
-        elif n == 1:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii]
-        elif n == 2:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii]
-        elif n == 3:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii]
-        elif n == 4:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii]
-        elif n == 5:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii]
-        else:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii] + a5 * k5r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii] + a5 * k5i[ii]
         for i in range(w):
             ii = np.uint64(i0 + i)
-            yr_[ii] = yr[i]
-            yi_[ii] = yi[i]
+            yr[i] = xr[ii] + b0 * k0r[ii] + b2 * k2r[ii] + b3 * k3r[ii] + b4 * k4r[ii] + b5 * k5r[ii]
+            yi[i] = xi[ii] + b0 * k0i[ii] + b2 * k2i[ii] + b3 * k3i[ii] + b4 * k4i[ii] + b5 * k5i[ii]
+            sr[i] = c0 * k0r[ii] + c2 * k2r[ii] + c3 * k3r[ii] + c4 * k4r[ii] + c5 * k5r[ii]
+            si[i] = c0 * k0i[ii] + c2 * k2i[ii] + c3 * k3i[ii] + c4 * k4i[ii] + c5 * k5i[ii]
+        for i in range(w):
+            ii = np.uint64(i0 + i)
+            nr_[ii] = yr[i]
+            ni_[ii] = yi[i]
+            er_[ii] = sr[i]
+            ei_[ii] = si[i]
 
 
 @njit(**_JIT)
 def _error_norm_h(Xr, Xi, Nr, Ni, Er, Ei, Gr, Gi, e_last, h, atol, rtol, err):
     """err[b] = weighted RMS norm of lane b's local error estimate e = E + e_last h G, with E the
-    part from the scaled stages (:func:`_lincomb`) and G = f(t + h, N) the unscaled last stage."""
+    part from the scaled stages (:func:`_solution`) and G = f(t + h, N) the unscaled last stage."""
     D, nl = Xr.shape
     acc = carray(_stack(_LB), (_LB,))
     for b0 in range(0, nl, _LB):
@@ -641,15 +642,13 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, c
     n_t = t_out.shape[0]
     n_ch = ch_k.shape[0]
     # The stages of a step are scaled by the lane's step, K~_j = h f_j, so that the stage
-    # combinations are flat (_lincomb): K~_j in K[kidx[j]]. K[slot[0]] holds F = f(t, X)
+    # combinations are flat (_combine, _solution): K~_j in K[kidx[j]]. K[slot[0]] holds F = f(t, X)
     # times scale0 (per lane: 1 when it was made, h once scaled in place to K~_1); K[slot[6]]
     # holds G = f(t + h, N), unscaled (FSAL: a swap when every lane accepts).
     Kr = np.zeros((7, D, nl))
     Ki = np.zeros((7, D, nl))
     slot = np.arange(7)
     kidx = np.arange(6)
-    E6 = E[:6].copy()
-    no_c = np.zeros(0)
     ones = np.ones(nl)
     scale0 = np.ones(nl)
     Wr = np.empty((w_ch.shape[0], nl))
@@ -705,12 +704,13 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, c
         for s in range(1, 6):  # stages 2..6
             for b in range(nl):
                 ts[b] = t[b] + Cc[s] * h[b]
-            _lincomb(Xr, Xi, Kr, Ki, kidx, A[s], s, Yr, Yi, no_c, Yr, Yi)
+            _combine(Xr.reshape(D * nl), Kr.reshape(7, D * nl), kidx, A[s], s, Yr.reshape(D * nl))
+            _combine(Xi.reshape(D * nl), Ki.reshape(7, D * nl), kidx, A[s], s, Yi.reshape(D * nl))
             _stage(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi,
                    Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         # the 5th-order solution N and the scaled stages' part of the error estimate (into Y,
         # free now), one pass
-        _lincomb(Xr, Xi, Kr, Ki, kidx, Bw, 6, Nr, Ni, E6, Yr, Yi)
+        _solution(Xr, Xi, Kr, Ki, kidx, Bw, E, Nr, Ni, Yr, Yi)
         for b in range(nl):
             ts[b] = t[b] + h[b]
         _stage(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
