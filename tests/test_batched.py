@@ -48,7 +48,7 @@ def _rhs_once(st, p, rho_frame, t):
                           one(p["omega_c"] if p["catalyst"] else 0.0), st.ch_k, st.ch_alpha, st.ch_beta, cr, ci)
     Yr, Yi = np.zeros((st.size, 1)), np.zeros((st.size, 1))
     batched._rhs(np.ascontiguousarray(x.real[:, None]), np.ascontiguousarray(x.imag[:, None]), Yr, Yi,
-                 np.ascontiguousarray(dg.real), np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col,
+                 np.ascontiguousarray(dg), st.is_diag, st.ptr, st.col,
                  st.weight, st.conj, *_weights(st, cr, ci), one(1.0))
     full = np.zeros((st.dim, st.dim), dtype=complex)
     full[st.rows[:, 0], st.rows[:, 1]] = Yr[:, 0] + 1j * Yi[:, 0]
@@ -90,17 +90,17 @@ def test_the_right_hand_side_of_many_lanes_is_each_lane_alone_scaled(catalyst, n
     assert len(st.w_ch) < st.couplings and set(np.unique(st.conj)) <= {-1.0, 1.0}
     nl = 13
     Xr, Xi = rng.normal(size=(st.size, nl)), rng.normal(size=(st.size, nl))
-    dgr, dgi = rng.normal(size=(st.size, nl)), rng.normal(size=(st.size, nl))
+    dg = rng.normal(size=(st.size, nl))
     cr, ci = rng.normal(size=(len(st.ch_k), nl)), rng.normal(size=(len(st.ch_k), nl))
     h = rng.uniform(0.01, 1.0, nl)
-    args = (dgr, dgi, st.is_diag, st.ptr, st.col, st.weight, st.conj)
+    args = (dg, st.is_diag, st.ptr, st.col, st.weight, st.conj)
     got_r, got_i = np.empty((st.size, nl)), np.empty((st.size, nl))
     batched._rhs(Xr, Xi, got_r, got_i, *args, *_weights(st, cr, ci), h)
     for b in range(nl):
         lane = np.s_[:, b:b + 1]
         one_r, one_i = np.empty((st.size, 1)), np.empty((st.size, 1))
         batched._rhs(*(np.ascontiguousarray(a[lane]) for a in (Xr, Xi)), one_r, one_i,
-                     *(np.ascontiguousarray(a[lane]) for a in (dgr, dgi)), *args[2:],
+                     np.ascontiguousarray(dg[lane]), *args[1:],
                      *_weights(st, np.ascontiguousarray(cr[lane]), np.ascontiguousarray(ci[lane])), np.ones(1))
         scale = np.max(np.abs(one_r)) + np.max(np.abs(one_i))
         assert np.max(np.abs(got_r[:, b] - h[b] * one_r[:, 0])) < 1e-14 * scale

@@ -130,7 +130,7 @@ class Structure:
     exp(i (Delta_ij - Delta_kl) t) (zero for the dissipators, which commute with H0's rotation).
 
     ``diag[k, r]``: diagonal of the static dissipative piece k (the frame pieces omega_a,
-    omega_c have none left); couplings in CSR order over r: element r receives
+    omega_c have none left; real for this model's dissipators, checked); couplings in CSR order over r: element r receives
     W_u x or W_u conj(x) (``conj[q]`` = +1 or -1, the sign of Im x) of element x = col[q],
     u = weight[q], with W_u = C_ch v_u for the channel ch = w_ch[u] and the complex number
     v_u = w_v[u]; C_ch = coef[ch_k] exp(i (ch_alpha omega_a + ch_beta omega_c) t) is the
@@ -147,7 +147,7 @@ class Structure:
     is_diag: np.ndarray  # (D',) bool
     alpha: np.ndarray  # (D',) int: Delta_r = alpha_r omega_a + beta_r omega_c
     beta: np.ndarray
-    diag: np.ndarray  # (K, D') complex
+    diag: np.ndarray  # (K, D') float
     ptr: np.ndarray  # (D' + 1,) int64
     col: np.ndarray  # (nnz,) int64
     weight: np.ndarray  # (nnz,) int64: the weight u of each coupling
@@ -289,9 +289,11 @@ def structure(catalyst: bool, n_fock: int) -> Structure:
         else:
             raise ValueError(f"coupling {key} (element, element, channel) is neither v x nor v conj(x)")
         weight.append(weights.setdefault((key[2], complex(m00, m10)), len(weights)))
+    if np.any(diag.imag != 0):
+        raise ValueError("a dissipator's diagonal has an imaginary part (the kernel takes it real)")
     st = Structure(
         catalyst=bool(catalyst), dim=d, names=names, upper=upper, rows=rows, is_diag=iu == ju,
-        alpha=(a_lvl[iu] - a_lvl[ju]) // 2, beta=b_lvl[iu] - b_lvl[ju], diag=diag,
+        alpha=(a_lvl[iu] - a_lvl[ju]) // 2, beta=b_lvl[iu] - b_lvl[ju], diag=diag.real.copy(),
         ptr=np.cumsum(ptr), col=np.array([c for _, c, _ in keys], dtype=np.int64),
         weight=np.array(weight, dtype=np.int64), conj=np.array(conj, dtype=float),
         w_ch=np.array([ch for ch, _ in weights], dtype=np.int64),
@@ -375,9 +377,9 @@ def _couple(sr, si, xr, xi, wr, wi):
 
 
 @njit(**_JIT)
-def _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
+def _rhs(Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
     """Y = hs L_t(X) in the rotating frame, lane b scaled by hs[b] (its step size, or 1), with
-    the per-lane weights W of :func:`_weights` (element r receives W_u x or W_u conj(x) from
+    dg the (real) diagonal of the dissipators and the per-lane weights W of :func:`_weights` (element r receives W_u x or W_u conj(x) from
     each coupling, :class:`Structure`): 4 FMAs a coupling and lane.
 
     Element r of a block of lanes is accumulated in a stack buffer (no run-time overlap
@@ -395,8 +397,8 @@ def _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
             r = np.uint64(r0)
             for b in range(w):
                 lb = np.uint64(b0 + b)
-                ar[b] = dgr[r, lb] * Xr[r, lb] - dgi[r, lb] * Xi[r, lb]
-                ai[b] = dgr[r, lb] * Xi[r, lb] + dgi[r, lb] * Xr[r, lb]
+                ar[b] = dg[r, lb] * Xr[r, lb]
+                ai[b] = dg[r, lb] * Xi[r, lb]
             q = ptr[r]
             q1 = ptr[r + 1]
             while q + 4 <= q1:
@@ -617,17 +619,17 @@ def _scale_lanes(Fr, Fi, h, Yr, Yi):
 
 
 @njit(**_JIT)
-def _stage(ts, hs, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr, Wi, coef, Omega,
+def _stage(ts, hs, Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr, Wi, coef, Omega,
            omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
     """One right-hand side scaled by hs: the channel coefficients and weights at the lanes'
     times ``ts``, then Y = hs L_t(X) (:func:`_rhs`)."""
     _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
     _weights(cr, ci, w_ch, w_vr, w_vi, Wr, Wi)
-    _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, wu, sgn, Wr, Wi, hs)
+    _rhs(Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, Wr, Wi, hs)
 
 
 @njit(**_JIT)
-def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, Omega, omega_d, omega_a,
+def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, Omega, omega_d, omega_a,
                omega_c, ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, gobs, galpha, gbeta, t_out, atol, rtol,
                max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
     """Integrate every lane from t_out[0] to t_out[-1]; out[b, m, n] = <A_m>(t_out[n]).
@@ -691,7 +693,7 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, c
             out[b, mm, 0] = 0.0
         for g in range(n_g):  # the frame coincides with the lab at t = 0
             out[b, gobs[g], 0] += obs_yr[g, b]
-    _stage(t, ones, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
+    _stage(t, ones, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
            Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
     _expect(Kr[slot[0]], Ki[slot[0]], optr, orow, owr, owi, okFr, okFi)
     n_active = nl
@@ -706,14 +708,14 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, c
                 ts[b] = t[b] + Cc[s] * h[b]
             _combine(Xr.reshape(D * nl), Kr.reshape(7, D * nl), kidx, A[s], s, Yr.reshape(D * nl))
             _combine(Xi.reshape(D * nl), Ki.reshape(7, D * nl), kidx, A[s], s, Yi.reshape(D * nl))
-            _stage(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi,
+            _stage(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi,
                    Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         # the 5th-order solution N and the scaled stages' part of the error estimate (into Y,
         # free now), one pass
         _solution(Xr, Xi, Kr, Ki, kidx, Bw, E, Nr, Ni, Yr, Yi)
         for b in range(nl):
             ts[b] = t[b] + h[b]
-        _stage(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
+        _stage(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
                Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         _error_norm_h(Xr, Xi, Nr, Ni, Yr, Yi, Kr[slot[6]], Ki[slot[6]], E[6], h, atol, rtol, err)
         for b in range(nl):
@@ -835,65 +837,9 @@ class LaneResult:
 def integrate_group(points: Sequence[dict], st: Structure, tlist: np.ndarray) -> list[LaneResult]:
     """Integrate validated points that share ``st`` and ``tlist``, all in one kernel call."""
     from .model import operators
-    from .solve import expect_operators
 
-    nl = len(points)
-    D = st.size
-    X = np.empty((D, nl), dtype=complex)
-    coef = np.zeros((len(st.names) + 1, nl))
-    weights, names = [], None
-    for b, p in enumerate(points):
-        model = operators(p)
-        X[:, b] = st.to_upper(model.rho0)
-        coef[:-1, b] = [p[name] for name in st.names]
-        ops = expect_operators(model)
-        if names is None:
-            names = list(ops)
-        elif list(ops) != names:
-            raise ValueError("points of one group must have the same expectation operators")
-        weights.append(np.stack([st.expect_weights(ops[k]) for k in names]))
-    W = np.stack(weights, axis=-1)  # (n_obs, D', lanes)
-    # groups: (observable, frequency of the element in the frame), each sparse over r (the union
-    # over lanes of the non-zero weights)
-    optr, orow, gobs, galpha, gbeta, wsel = [0], [], [], [], [], []
-    for mm in range(W.shape[0]):
-        nz = np.flatnonzero(np.any(W[mm] != 0, axis=1))
-        for a, bb in sorted({(int(st.alpha[r]), int(st.beta[r])) for r in nz}):
-            sel = nz[(st.alpha[nz] == a) & (st.beta[nz] == bb)]
-            orow.extend(sel)
-            wsel.append(W[mm, sel])
-            optr.append(len(orow))
-            gobs.append(mm)
-            galpha.append(a)
-            gbeta.append(bb)
-    orow = np.array(orow, dtype=np.int64)
-    Wsel = np.concatenate(wsel) if wsel else np.zeros((0, nl), dtype=complex)
-    static = [k for k, name in enumerate(st.names) if name not in FRAME]
-    dg = np.einsum("kr,kb->rb", st.diag[static], coef[static])
-    Omega = np.array([p["Omega"] for p in points])
-    omega_d = np.array([p["omega_d"] for p in points])
-    omega_a = np.array([p["omega_a"] for p in points])
-    omega_c = np.array([p["omega_c"] if p["catalyst"] else 0.0 for p in points])
-    atol = np.array([p["atol"] for p in points])
-    rtol = np.array([p["rtol"] for p in points])
-    max_step = np.array([p["max_step"] for p in points])
-    nsteps = np.array([p["nsteps"] for p in points], dtype=np.int64)
-    out = np.zeros((nl, len(names), len(tlist)))
-    status = np.zeros(nl, dtype=np.int64)
-    n_steps = np.zeros(nl, dtype=np.int64)
-    n_rej = np.zeros(nl, dtype=np.int64)
-    dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
-    _integrate(
-        np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), np.ascontiguousarray(dg.real),
-        np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col, st.weight, st.conj, st.w_ch, np.ascontiguousarray(st.w_v.real),
-        np.ascontiguousarray(st.w_v.imag), coef, Omega, omega_d,
-        omega_a, omega_c, st.ch_k, st.ch_alpha, st.ch_beta, np.array(optr, dtype=np.int64), orow,
-        np.ascontiguousarray(Wsel.real), np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64),
-        np.array(galpha, dtype=np.int64), np.array(gbeta, dtype=np.int64), np.asarray(tlist, dtype=float),
-        atol, rtol, max_step, nsteps, min(0.01, dt), _A, _B, _C, _E, _P, out, status, n_steps, n_rej,
-    )
-    return [LaneResult({k: out[b, i] for i, k in enumerate(names)}, int(status[b]), int(n_steps[b]),
-                       int(n_rej[b])) for b in range(nl)]
+    X = np.stack([st.to_upper(operators(p).rho0) for p in points], axis=-1)
+    return _expect_run(points, st, X, tlist)
 
 
 def _difficulty(p: dict) -> tuple:
@@ -976,9 +922,8 @@ def _lane_arrays(points: Sequence[dict], st: Structure) -> dict:
             raise ValueError("every point of a group must have the structure's catalyst and n_fock")
         coef[:-1, b] = [p[name] for name in st.names]
     static = [k for k, name in enumerate(st.names) if name not in FRAME]
-    dg = np.einsum("kr,kb->rb", st.diag[static], coef[static])
     return dict(
-        dgr=np.ascontiguousarray(dg.real), dgi=np.ascontiguousarray(dg.imag), coef=coef,
+        dg=np.ascontiguousarray(np.einsum("kr,kb->rb", st.diag[static], coef[static])), coef=coef,
         Omega=np.array([p["Omega"] for p in points], dtype=float),
         omega_d=np.array([p["omega_d"] for p in points], dtype=float),
         omega_a=np.array([p["omega_a"] for p in points], dtype=float),
@@ -1000,7 +945,7 @@ def _run_kernel(points, st, X, tlist, optr, orow, Wr, Wi, gobs, galpha, gbeta, n
     n_rej = np.zeros(nl, dtype=np.int64)
     dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
     _integrate(
-        np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), a["dgr"], a["dgi"], st.is_diag, st.ptr,
+        np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), a["dg"], st.is_diag, st.ptr,
         st.col, st.weight, st.conj, st.w_ch, np.ascontiguousarray(st.w_v.real),
         np.ascontiguousarray(st.w_v.imag), a["coef"], a["Omega"], a["omega_d"], a["omega_a"], a["omega_c"], st.ch_k,
         st.ch_alpha, st.ch_beta, optr, orow, Wr, Wi, gobs, galpha, gbeta, np.asarray(tlist, dtype=float),
@@ -1082,45 +1027,58 @@ def propagate(points: Sequence[dict], rho0: np.ndarray, t1: float, t0: float = 0
     return rho
 
 
+def _observable_groups(st: Structure, W: np.ndarray) -> tuple:
+    """The kernel's observable groups for weights W (n_obs, D', lanes) of
+    :meth:`Structure.expect_weights`: one group per (observable, frequency of the element in the
+    frame), each sparse over r (the union over lanes of the non-zero weights). Returns (optr,
+    orow, Wr, Wi, gobs, galpha, gbeta) as :func:`_integrate` takes them."""
+    optr, orow, gobs, galpha, gbeta, wsel = [0], [], [], [], [], []
+    for mm in range(W.shape[0]):
+        nz = np.flatnonzero(np.any(W[mm] != 0, axis=1))
+        for a, bb in sorted({(int(st.alpha[r]), int(st.beta[r])) for r in nz}):
+            sel = nz[(st.alpha[nz] == a) & (st.beta[nz] == bb)]
+            orow.extend(sel)
+            wsel.append(W[mm, sel])
+            optr.append(len(orow))
+            gobs.append(mm)
+            galpha.append(a)
+            gbeta.append(bb)
+    Wsel = np.concatenate(wsel) if wsel else np.zeros((0, W.shape[-1]), dtype=complex)
+    return (np.array(optr, dtype=np.int64), np.array(orow, dtype=np.int64), np.ascontiguousarray(Wsel.real),
+            np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64), np.array(galpha, dtype=np.int64),
+            np.array(gbeta, dtype=np.int64))
+
+
+def _expect_run(points: Sequence[dict], st: Structure, X: np.ndarray, tlist: np.ndarray) -> list[LaneResult]:
+    """One kernel call from the rotating-frame states X (D', lanes) for the expectation values of
+    :func:`qbcat.solve.expect_operators` (the same names for every point) on ``tlist``."""
+    from .model import operators
+    from .solve import expect_operators
+
+    # the operators depend on the point through n_fock/catalyst and, for the energy operators,
+    # omega_a and omega_c: weights per lane
+    ops = [expect_operators(operators(p)) for p in points]
+    names = list(ops[0])
+    if any(list(o) != names for o in ops):
+        raise ValueError("points of one group must have the same expectation operators")
+    W = np.stack([np.stack([st.expect_weights(o[k]) for k in names]) for o in ops], axis=-1)
+    out, status, steps, rej = _run_kernel(points, st, X, np.asarray(tlist, dtype=float),
+                                          *_observable_groups(st, W), len(names))
+    return [LaneResult({k: out[b, m] for m, k in enumerate(names)}, int(status[b]), int(steps[b]), int(rej[b]))
+            for b in range(len(points))]
+
+
 def evolve_expect(points: Sequence[dict], rho0: np.ndarray, tlist: np.ndarray,
                   lanes: int | None = None) -> list[LaneResult]:
     """The expectation values of :func:`qbcat.solve.expect_operators` on ``tlist`` from the given
     initial states rho0[b] (instead of the points' own), as :func:`integrate_group` returns them."""
-    from .model import operators
-    from .solve import expect_operators
-
-    n = len(points)
     p0 = points[0]
     st = structure(p0["catalyst"], p0.get("n_fock", 2))
     i, j = st.rows[:, 0], st.rows[:, 1]
     X = np.asarray(rho0, dtype=complex)[:, i, j].T  # the frame coincides with the lab at t = 0
-    ops = expect_operators(operators(p0))
-    names = list(ops)
-    results: list = []
     chunk = lanes or lanes_for(st)
-    for s in range(0, n, chunk):
+    results: list = []
+    for s in range(0, len(points), chunk):
         part = list(points[s:s + chunk])
-        # the operators depend on the point only through n_fock/catalyst, except the energy
-        # operators (scaled by omega_a, omega_c): weights per lane
-        W = np.stack([np.stack([st.expect_weights(o) for o in expect_operators(operators(p)).values()])
-                      for p in part], axis=-1)  # (n_obs, D', lanes)
-        optr, orow, gobs, galpha, gbeta, wsel = [0], [], [], [], [], []
-        for mm in range(W.shape[0]):
-            nz = np.flatnonzero(np.any(W[mm] != 0, axis=1))
-            for a, bb in sorted({(int(st.alpha[r]), int(st.beta[r])) for r in nz}):
-                sel = nz[(st.alpha[nz] == a) & (st.beta[nz] == bb)]
-                orow.extend(sel)
-                wsel.append(W[mm, sel])
-                optr.append(len(orow))
-                gobs.append(mm)
-                galpha.append(a)
-                gbeta.append(bb)
-        Wsel = np.concatenate(wsel)
-        out, status, steps, rej = _run_kernel(
-            part, st, np.ascontiguousarray(X[:, s:s + len(part)]), np.asarray(tlist, dtype=float),
-            np.array(optr, dtype=np.int64), np.array(orow, dtype=np.int64), np.ascontiguousarray(Wsel.real),
-            np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64), np.array(galpha, dtype=np.int64),
-            np.array(gbeta, dtype=np.int64), len(names))
-        results += [LaneResult({k: out[b, m] for m, k in enumerate(names)}, int(status[b]), int(steps[b]),
-                               int(rej[b])) for b in range(len(part))]
+        results += _expect_run(part, st, X[:, s:s + len(part)], tlist)
     return results
