@@ -342,7 +342,9 @@ def _stack(typingctx, n):
 @njit(**_JIT)
 def _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
     """The complex channel coefficients C_ch at each lane's time: coef[k] (s(t) for the drive)
-    times exp(i (alpha omega_a + beta omega_c) t)."""
+    times exp(i (alpha omega_a + beta omega_c) t). A channel whose phase is the opposite of an
+    earlier one's (same k) is its conjugate, and a channel without phase is real: sin and cos
+    only for the others (cos is even and sin odd, so the values are the same)."""
     nl = ts.shape[0]
     kd = coef.shape[0] - 1
     for b in range(nl):
@@ -351,10 +353,23 @@ def _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch
         k = ch_k[ch]
         al = ch_alpha[ch]
         be = ch_beta[ch]
-        for b in range(nl):
-            phi = (al * omega_a[b] + be * omega_c[b]) * ts[b]
-            cr[ch, b] = coef[k, b] * math.cos(phi)
-            ci[ch, b] = coef[k, b] * math.sin(phi)
+        mirror = -1
+        for other in range(ch):
+            if ch_k[other] == k and ch_alpha[other] == -al and ch_beta[other] == -be:
+                mirror = other
+        if mirror >= 0:
+            for b in range(nl):
+                cr[ch, b] = cr[mirror, b]
+                ci[ch, b] = -ci[mirror, b]
+        elif al == 0 and be == 0:
+            for b in range(nl):
+                cr[ch, b] = coef[k, b]
+                ci[ch, b] = 0.0
+        else:
+            for b in range(nl):
+                phi = (al * omega_a[b] + be * omega_c[b]) * ts[b]
+                cr[ch, b] = coef[k, b] * math.cos(phi)
+                ci[ch, b] = coef[k, b] * math.sin(phi)
 
 
 @njit(**_JIT)
