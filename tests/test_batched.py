@@ -209,3 +209,9 @@ def test_outputs_are_at_exactly_the_requested_times():
 def test_lanes_fit_the_cache():
     small, large = batched.structure(True, 4), batched.structure(True, 20)
     assert batched.lanes_for(small) >= batched.lanes_for(large) >= 8
+
+
+def test_a_structure_is_built_once_per_process():
+    """structure() caches by (catalyst, n_fock): a batch must not rebuild it (~50 ms at n_fock 12)."""
+    assert batched.structure(True, 4) is batched.structure(True, 4)
+    assert batched.structure(False, 0) is batched.structure(False, 7)  # n_fock means nothing without one

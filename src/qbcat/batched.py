@@ -172,14 +172,18 @@ class Structure:
         return rho[self.rows[:, 0], self.rows[:, 1]]
 
     def expect_weights(self, A: np.ndarray) -> np.ndarray:
-        """Complex weights w with <A> = Re(sum_r conj(w_r) rho_r) for Hermitian A.
+        """Complex weights w with <A> = Re(sum_r conj(w_r) rho_r) for Hermitian A (d x d, or a
+        stack of them: (..., d, d) -> (..., D')).
 
         <A> = Tr[A rho] = sum_i A_ii rho_ii + sum_{i<j} 2 Re(A_ji rho_ij).
         """
-        if not np.allclose(A, A.conj().T, atol=1e-12 * max(1.0, np.abs(A).max())):
+        absA = np.abs(A)
+        # np.allclose(A, A^dag, atol=1e-12 max(1, max|A|)) for each matrix, in one pass
+        tol = 1e-12 * np.maximum(1.0, absA.max(axis=(-2, -1), keepdims=True)) + 1e-5 * absA.swapaxes(-2, -1)
+        if not np.all(np.abs(A - A.conj().swapaxes(-2, -1)) <= tol):
             raise ValueError("expectation operator is not Hermitian")
         i, j = self.rows[:, 0], self.rows[:, 1]
-        a = A[j, i]
+        a = A[..., j, i]
         factor = np.where(self.is_diag, 1.0, 2.0)
         return factor * a.conj()
 
@@ -280,15 +284,15 @@ def structure(catalyst: bool, n_fock: int) -> Structure:
     # fold each coupling's 2x2 matrix into a complex v acting on x or on conj(x)
     weights: dict = {}  # (channel, v) -> u
     weight, conj = [], []
-    for key in keys:
-        (m00, m01), (m10, m11) = entries[key]
+    for entry in keys:
+        (m00, m01), (m10, m11) = entries[entry]
         if m11 == m00 and m01 == -m10:
             conj.append(1.0)
         elif m11 == -m00 and m01 == m10:
             conj.append(-1.0)
         else:
-            raise ValueError(f"coupling {key} (element, element, channel) is neither v x nor v conj(x)")
-        weight.append(weights.setdefault((key[2], complex(m00, m10)), len(weights)))
+            raise ValueError(f"coupling {entry} (element, element, channel) is neither v x nor v conj(x)")
+        weight.append(weights.setdefault((entry[2], complex(m00, m10)), len(weights)))
     if np.any(diag.imag != 0):
         raise ValueError("a dissipator's diagonal has an imaginary part (the kernel takes it real)")
     st = Structure(
@@ -853,8 +857,9 @@ def integrate_group(points: Sequence[dict], st: Structure, tlist: np.ndarray) ->
     """Integrate validated points that share ``st`` and ``tlist``, all in one kernel call."""
     from .model import operators
 
-    X = np.stack([st.to_upper(operators(p).rho0) for p in points], axis=-1)
-    return _expect_run(points, st, X, tlist)
+    models = [operators(p) for p in points]
+    X = np.stack([st.to_upper(m.rho0) for m in models], axis=-1)
+    return _expect_run(points, st, X, tlist, models)
 
 
 def _difficulty(p: dict) -> tuple:
@@ -1064,19 +1069,21 @@ def _observable_groups(st: Structure, W: np.ndarray) -> tuple:
             np.array(gbeta, dtype=np.int64))
 
 
-def _expect_run(points: Sequence[dict], st: Structure, X: np.ndarray, tlist: np.ndarray) -> list[LaneResult]:
+def _expect_run(points: Sequence[dict], st: Structure, X: np.ndarray, tlist: np.ndarray,
+                models: Sequence | None = None) -> list[LaneResult]:
     """One kernel call from the rotating-frame states X (D', lanes) for the expectation values of
-    :func:`qbcat.solve.expect_operators` (the same names for every point) on ``tlist``."""
+    :func:`qbcat.solve.expect_operators` (the same names for every point) on ``tlist``;
+    ``models``: the points' :func:`qbcat.model.operators`, if already built."""
     from .model import operators
     from .solve import expect_operators
 
     # the operators depend on the point through n_fock/catalyst and, for the energy operators,
     # omega_a and omega_c: weights per lane
-    ops = [expect_operators(operators(p)) for p in points]
+    ops = [expect_operators(m) for m in (models or [operators(p) for p in points])]
     names = list(ops[0])
     if any(list(o) != names for o in ops):
         raise ValueError("points of one group must have the same expectation operators")
-    W = np.stack([np.stack([st.expect_weights(o[k]) for k in names]) for o in ops], axis=-1)
+    W = np.moveaxis(st.expect_weights(np.array([[o[k] for k in names] for o in ops])), 0, -1)  # (n_obs, D', lanes)
     out, status, steps, rej = _run_kernel(points, st, X, np.asarray(tlist, dtype=float),
                                           *_observable_groups(st, W), len(names))
     return [LaneResult({k: out[b, m] for m, k in enumerate(names)}, int(status[b]), int(steps[b]), int(rej[b]))
