@@ -475,9 +475,10 @@ def _rhs(Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
 
 
 @njit(**_JIT)
-def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
+def _expect(Xr, Xi, optr, orow, owr, owi, oshared, outr, outi):
     """S_g = sum_r conj(w_r) x_r over the entries of group g (one observable, one frequency):
-    outr, outi[g, b] its real and imaginary parts for lane b."""
+    outr, outi[g, b] its real and imaginary parts for lane b. An entry whose weight is the same
+    in every lane (oshared) reads it once, not once per lane (half the bytes of the entry)."""
     nl = Xr.shape[1]
     sr = carray(_stack(_LB), (_LB,))
     si = carray(_stack(_LB), (_LB,))
@@ -490,6 +491,14 @@ def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
             for q0 in range(optr[g], optr[g + 1]):
                 q = np.uint64(q0)
                 r = np.uint64(orow[q])
+                if oshared[q]:
+                    wr = owr[q, 0]
+                    wi = owi[q, 0]
+                    for b in range(w):
+                        lb = np.uint64(b0 + b)
+                        sr[b] = sr[b] + wr * Xr[r, lb] + wi * Xi[r, lb]
+                        si[b] = si[b] + wr * Xi[r, lb] - wi * Xr[r, lb]
+                    continue
                 for b in range(w):
                     lb = np.uint64(b0 + b)
                     sr[b] = sr[b] + owr[q, lb] * Xr[r, lb] + owi[q, lb] * Xi[r, lb]
@@ -628,13 +637,12 @@ def _advance(Xr, Xi, Nr, Ni, Kr, Ki, slot, accept):
 
 
 @njit(**_JIT)
-def _scale_lanes(Fr, Fi, h, Yr, Yi):
-    """Y = h F lane by lane."""
-    D, nl = Fr.shape
+def _scale_lanes(F, h):
+    """F *= h lane by lane, in place (one array: a single overlap check per row)."""
+    D, nl = F.shape
     for r in range(D):
         for b in range(nl):
-            Yr[r, b] = h[b] * Fr[r, b]
-            Yi[r, b] = h[b] * Fi[r, b]
+            F[r, b] = h[b] * F[r, b]
 
 
 @njit(**_JIT)
@@ -649,7 +657,7 @@ def _stage(ts, hs, Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w
 
 @njit(**_JIT)
 def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, Omega, omega_d, omega_a,
-               omega_c, ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, gobs, galpha, gbeta, t_out, atol, rtol,
+               omega_c, ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, oshared, gobs, galpha, gbeta, t_out, atol, rtol,
                max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
     """Integrate every lane from t_out[0] to t_out[-1]; out[b, m, n] = <A_m>(t_out[n]).
 
@@ -706,7 +714,7 @@ def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, O
         h[b] = min(h0, t_end - t[b])
         if max_step[b] > 0:
             h[b] = min(h[b], max_step[b])
-    _expect(Xr, Xi, optr, orow, owr, owi, obs_yr, obs_yi)
+    _expect(Xr, Xi, optr, orow, owr, owi, oshared, obs_yr, obs_yi)
     for b in range(nl):
         for mm in range(n_obs):
             out[b, mm, 0] = 0.0
@@ -714,14 +722,15 @@ def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, O
             out[b, gobs[g], 0] += obs_yr[g, b]
     _stage(t, ones, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
            Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-    _expect(Kr[slot[0]], Ki[slot[0]], optr, orow, owr, owi, okFr, okFi)
+    _expect(Kr[slot[0]], Ki[slot[0]], optr, orow, owr, owi, oshared, okFr, okFi)
     n_active = nl
     while n_active > 0:
         kidx[0] = slot[0]
         for b in range(nl):  # K~_1 = h F, in place
             ts[b] = h[b] / scale0[b]
             scale0[b] = h[b]
-        _scale_lanes(Kr[slot[0]], Ki[slot[0]], ts, Kr[slot[0]], Ki[slot[0]])
+        _scale_lanes(Kr[slot[0]], ts)
+        _scale_lanes(Ki[slot[0]], ts)
         for s in range(1, 6):  # stages 2..6
             for b in range(nl):
                 ts[b] = t[b] + Cc[s] * h[b]
@@ -742,15 +751,15 @@ def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, O
         # observable groups of the (scaled) stages, for the dense output of accepted lanes
         for j in range(1, 6):
             if P[j, 0] != 0.0 or P[j, 1] != 0.0 or P[j, 2] != 0.0 or P[j, 3] != 0.0:  # (stage 2 has none)
-                _expect(Kr[kidx[j]], Ki[kidx[j]], optr, orow, owr, owi, okr[j], oki[j])
-        _expect(Kr[slot[6]], Ki[slot[6]], optr, orow, owr, owi, okGr, okGi)
+                _expect(Kr[kidx[j]], Ki[kidx[j]], optr, orow, owr, owi, oshared, okr[j], oki[j])
+        _expect(Kr[slot[6]], Ki[slot[6]], optr, orow, owr, owi, oshared, okGr, okGi)
         for g in range(n_g):
             for b in range(nl):
                 okr[0, g, b] = h[b] * okFr[g, b]
                 oki[0, g, b] = h[b] * okFi[g, b]
                 okr[6, g, b] = h[b] * okGr[g, b]
                 oki[6, g, b] = h[b] * okGi[g, b]
-        _expect(Nr, Ni, optr, orow, owr, owi, obs_nr, obs_ni)
+        _expect(Nr, Ni, optr, orow, owr, owi, oshared, obs_nr, obs_ni)
         for b in range(nl):
             if not active[b]:
                 continue
@@ -964,11 +973,12 @@ def _run_kernel(points, st, X, tlist, optr, orow, Wr, Wi, gobs, galpha, gbeta, n
     n_steps = np.zeros(nl, dtype=np.int64)
     n_rej = np.zeros(nl, dtype=np.int64)
     dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
+    shared = np.all(Wr == Wr[:, :1], axis=1) & np.all(Wi == Wi[:, :1], axis=1)
     _integrate(
         np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), a["dg"], st.is_diag, st.ptr,
         st.col, st.weight, st.conj, st.w_ch, np.ascontiguousarray(st.w_v.real),
         np.ascontiguousarray(st.w_v.imag), a["coef"], a["Omega"], a["omega_d"], a["omega_a"], a["omega_c"], st.ch_k,
-        st.ch_alpha, st.ch_beta, optr, orow, Wr, Wi, gobs, galpha, gbeta, np.asarray(tlist, dtype=float),
+        st.ch_alpha, st.ch_beta, optr, orow, Wr, Wi, shared, gobs, galpha, gbeta, np.asarray(tlist, dtype=float),
         a["atol"], a["rtol"], a["max_step"], a["nsteps"], min(0.01, dt), _A, _B, _C, _E, _P, out, status,
         n_steps, n_rej,
     )
