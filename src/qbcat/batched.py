@@ -701,6 +701,23 @@ def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, O
     err = np.empty(nl)
     sr = np.empty(n_g)
     si = np.empty(n_g)
+    # the groups' distinct frequencies: cos and sin once per output time and frequency
+    g_f = np.empty(n_g, dtype=np.int64)
+    f_alpha = np.empty(n_g, dtype=np.int64)
+    f_beta = np.empty(n_g, dtype=np.int64)
+    n_f = 0
+    for g in range(n_g):
+        g_f[g] = -1
+        for f in range(n_f):
+            if f_alpha[f] == galpha[g] and f_beta[f] == gbeta[g]:
+                g_f[g] = f
+        if g_f[g] < 0:
+            f_alpha[n_f] = galpha[g]
+            f_beta[n_f] = gbeta[g]
+            g_f[g] = n_f
+            n_f += 1
+    cos_f = np.empty(n_g)
+    sin_f = np.empty(n_g)
     t = np.full(nl, t_out[0])
     ts = np.empty(nl)
     h = np.empty(nl)
@@ -789,9 +806,12 @@ def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, O
                         si[g] = obs_yi[g, b] + acci
                     for mm in range(n_obs):
                         out[b, mm, n] = 0.0
+                    for f in range(n_f):
+                        phi = (f_alpha[f] * omega_a[b] + f_beta[f] * omega_c[b]) * t_out[n]
+                        cos_f[f] = math.cos(phi)
+                        sin_f[f] = math.sin(phi)
                     for g in range(n_g):
-                        phi = (galpha[g] * omega_a[b] + gbeta[g] * omega_c[b]) * t_out[n]
-                        out[b, gobs[g], n] += math.cos(phi) * sr[g] + math.sin(phi) * si[g]
+                        out[b, gobs[g], n] += cos_f[g_f[g]] * sr[g] + sin_f[g_f[g]] * si[g]
                     next_out[b] += 1
                     since_out[b] = 0
                 t[b] = t_new
