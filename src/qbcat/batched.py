@@ -402,9 +402,10 @@ def _rhs(Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
     each coupling, :class:`Structure`): 4 FMAs a coupling and lane.
 
     Element r of a block of lanes is accumulated in a stack buffer (no run-time overlap
-    checks, see :func:`_stack`) over its couplings in CSR order, four (then two, then one)
-    couplings per SIMD loop over the lanes, so the accumulators stay in registers across them
-    and a loop's set-up is paid once per four couplings; the element is stored once. The order
+    checks, see :func:`_stack`) over its couplings in CSR order, five (then two, then one)
+    couplings per SIMD loop over the lanes (most elements have five), so the accumulators stay
+    in registers across them and a loop's set-up is paid once per element; the element is
+    stored once. The order
     of the additions is fixed by the structure, the same in every lane.
     """
     D, nl = Xr.shape
@@ -420,29 +421,33 @@ def _rhs(Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
                 ai[b] = dg[r, lb] * Xi[r, lb]
             q = ptr[r]
             q1 = ptr[r + 1]
-            while q + 4 <= q1:
+            while q + 5 <= q1:
                 c0 = np.uint64(col[q])
                 c1 = np.uint64(col[q + 1])
                 c2 = np.uint64(col[q + 2])
                 c3 = np.uint64(col[q + 3])
+                c4 = np.uint64(col[q + 4])
                 u0 = np.uint64(wu[q])
                 u1 = np.uint64(wu[q + 1])
                 u2 = np.uint64(wu[q + 2])
                 u3 = np.uint64(wu[q + 3])
+                u4 = np.uint64(wu[q + 4])
                 s0 = sgn[q]
                 s1 = sgn[q + 1]
                 s2 = sgn[q + 2]
                 s3 = sgn[q + 3]
+                s4 = sgn[q + 4]
                 for b in range(w):
                     lb = np.uint64(b0 + b)
                     sr, si = _couple(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
                     sr, si = _couple(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
                     sr, si = _couple(sr, si, Xr[c2, lb], s2 * Xi[c2, lb], Wr[u2, lb], Wi[u2, lb])
                     sr, si = _couple(sr, si, Xr[c3, lb], s3 * Xi[c3, lb], Wr[u3, lb], Wi[u3, lb])
+                    sr, si = _couple(sr, si, Xr[c4, lb], s4 * Xi[c4, lb], Wr[u4, lb], Wi[u4, lb])
                     ar[b] = sr
                     ai[b] = si
-                q += 4
-            if q + 2 <= q1:
+                q += 5
+            while q + 2 <= q1:
                 c0 = np.uint64(col[q])
                 c1 = np.uint64(col[q + 1])
                 u0 = np.uint64(wu[q])
