@@ -131,6 +131,11 @@ def test_expectation_weights_give_the_trace_formula():
     assert np.sum(np.conj(w) * x).real == pytest.approx(np.trace(A @ rho).real, rel=1e-12)
     with pytest.raises(ValueError, match="not Hermitian"):
         st.expect_weights(a)
+    # a stack of operators (the engine's call for a whole group): each as alone; one bad one is caught
+    stack = np.array([[A, 2 * A], [A @ A, np.eye(8)]])
+    assert np.array_equal(st.expect_weights(stack)[1, 0], st.expect_weights(A @ A))
+    with pytest.raises(ValueError, match="not Hermitian"):
+        st.expect_weights(np.array([A, A + 1e-9 * a]))
 
 
 TIGHT = {"atol": 1e-12, "rtol": 1e-10}

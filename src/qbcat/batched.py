@@ -177,13 +177,11 @@ class Structure:
 
         <A> = Tr[A rho] = sum_i A_ii rho_ii + sum_{i<j} 2 Re(A_ji rho_ij).
         """
-        absA = np.abs(A)
-        # np.allclose(A, A^dag, atol=1e-12 max(1, max|A|)) for each matrix, in one pass
-        tol = 1e-12 * np.maximum(1.0, absA.max(axis=(-2, -1), keepdims=True)) + 1e-5 * absA.swapaxes(-2, -1)
-        if not np.all(np.abs(A - A.conj().swapaxes(-2, -1)) <= tol):
-            raise ValueError("expectation operator is not Hermitian")
         i, j = self.rows[:, 0], self.rows[:, 1]
-        a = A[..., j, i]
+        a, a_up = A[..., j, i], A[..., i, j]  # the lower and upper triangles, element by element
+        scale = np.maximum(1.0, np.maximum(np.abs(a).max(axis=-1), np.abs(a_up).max(axis=-1)))
+        if np.any(np.abs(a - a_up.conj()).max(axis=-1) > 1e-12 * scale):
+            raise ValueError("expectation operator is not Hermitian")
         factor = np.where(self.is_diag, 1.0, 2.0)
         return factor * a.conj()
 
