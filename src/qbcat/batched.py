@@ -873,8 +873,10 @@ def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, O
 
 def lanes_for(st: Structure) -> int:
     """Lanes per kernel call: enough points for long SIMD loops, few enough that the ~22 state
-    arrays (D' x lanes doubles each) stay in a core's L2 cache."""
-    return int(min(64, max(16, 2 ** int(math.log2(max(1, 48000 // st.size))))))
+    arrays of a step (D' x lanes doubles each, at most 16000 elements: 2.8 MB in all) stay close
+    to a core's L2 cache, which the stage combinations stream through (benchmarks/README.md:
+    32 lanes at n_fock 12, 16 at 20, 64 at 4)."""
+    return int(min(64, max(16, 2 ** int(math.log2(max(1, 16000 // st.size))))))
 
 
 @dataclass
