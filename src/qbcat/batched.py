@@ -37,13 +37,18 @@ kernel folds C_ch v into per-lane weights W_u, one per distinct (channel, v) (10
 for 1403 couplings), once per right-hand side: then a coupling costs 4 FMAs per lane instead
 of 8 (:func:`_rhs`, checked against QuTiP).
 
-Kernel, for speed (benchmarks/README.md): an element's sum over its couplings is accumulated
-for a block of lanes in a stack buffer, four couplings per SIMD loop over the lanes (a loop
-that stores into argument arrays while reading others gets run-time overlap checks from LLVM
-that cost as much as the work; a stack buffer aliases nothing). The stages are stored scaled
-by their lane's step, K~_j = h f_j, so a stage combination X + sum_j a_j K~_j has the same
-coefficients in every lane and runs as one flat loop over (element, lane); the 5th-order
-solution and the stages' part of the error estimate come out of one pass.
+Kernel, for speed (benchmarks/README.md): the step is bound by the bytes it moves (the stage
+combinations stream all the stages), so every pass is a long SIMD loop over lanes or over
+(element, lane). An element's sum over its couplings is accumulated for a block of lanes in a
+stack buffer, five couplings per SIMD loop over the lanes (a loop over 64 lanes that stores
+into argument arrays while reading others gets run-time overlap checks from LLVM that cost as
+much as the work; a stack buffer aliases nothing). The stages are stored scaled by their lane's
+step, K~_j = h f_j, so a stage combination X + sum_j a_j K~_j has the same coefficients in
+every lane and runs as one flat loop over (element, lane) that stores straight into its
+output (one overlap check per call); the 5th-order solution and the stages' part of the error
+estimate come out of one pass. A call takes few enough lanes that a step's arrays stay near
+the L2 cache (:func:`lanes_for`). Fusing the combinations into the right-hand side's row loop
+was slower (LLVM compiled the bigger loop nest worse), so the passes stay separate.
 
 Time stepping: Dormand-Prince 5(4) (the tableau and dense output of scipy's RK45), FSAL, with
 each point ("lane") on its OWN step size and time: a hard point never loosens or slows the
@@ -130,9 +135,9 @@ class Structure:
     exp(i (Delta_ij - Delta_kl) t) (zero for the dissipators, which commute with H0's rotation).
 
     ``diag[k, r]``: diagonal of the static dissipative piece k (the frame pieces omega_a,
-    omega_c have none left; real for this model's dissipators, checked); couplings in CSR order over r: element r receives
-    W_u x or W_u conj(x) (``conj[q]`` = +1 or -1, the sign of Im x) of element x = col[q],
-    u = weight[q], with W_u = C_ch v_u for the channel ch = w_ch[u] and the complex number
+    omega_c have none left; real for this model's dissipators, checked); couplings in CSR order
+    over r: element r receives W_u x or W_u conj(x) (``conj[q]`` = +1 or -1, the sign of Im x)
+    of element x = col[q], u = weight[q], with W_u = C_ch v_u for the channel ch = w_ch[u] and the complex number
     v_u = w_v[u]; C_ch = coef[ch_k] exp(i (ch_alpha omega_a + ch_beta omega_c) t) is the
     channel's complex coefficient, coef[len(names)] being the drive s(t). Every entry of this
     model's Lindbladian has that form (:func:`structure` checks it): a coupling costs 4 FMAs
@@ -396,15 +401,15 @@ def _couple(sr, si, xr, xi, wr, wi):
 @njit(**_JIT)
 def _rhs(Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
     """Y = hs L_t(X) in the rotating frame, lane b scaled by hs[b] (its step size, or 1), with
-    dg the (real) diagonal of the dissipators and the per-lane weights W of :func:`_weights` (element r receives W_u x or W_u conj(x) from
-    each coupling, :class:`Structure`): 4 FMAs a coupling and lane.
+    dg the (real) diagonal of the dissipators and the per-lane weights W of :func:`_weights`
+    (element r receives W_u x or W_u conj(x) from each coupling, :class:`Structure`): 4 FMAs a
+    coupling and lane.
 
     Element r of a block of lanes is accumulated in a stack buffer (no run-time overlap
     checks, see :func:`_stack`) over its couplings in CSR order, five (then two, then one)
     couplings per SIMD loop over the lanes (most elements have five), so the accumulators stay
     in registers across them and a loop's set-up is paid once per element; the element is
-    stored once. The order
-    of the additions is fixed by the structure, the same in every lane.
+    stored once. The order of the additions is fixed by the structure, the same in every lane.
     """
     D, nl = Xr.shape
     ar = carray(_stack(_LB), (_LB,))
@@ -660,8 +665,8 @@ def _stage(ts, hs, Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w
 
 @njit(**_JIT)
 def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, Omega, omega_d, omega_a,
-               omega_c, ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, oshared, gobs, galpha, gbeta, t_out, atol, rtol,
-               max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
+               omega_c, ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, oshared, gobs, galpha, gbeta, t_out,
+               atol, rtol, max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
     """Integrate every lane from t_out[0] to t_out[-1]; out[b, m, n] = <A_m>(t_out[n]).
 
     Observables come in groups g (observable gobs[g], frequency galpha[g] omega_a + gbeta[g]
@@ -1118,7 +1123,7 @@ def _expect_run(points: Sequence[dict], st: Structure, X: np.ndarray, tlist: np.
     names = list(ops[0])
     if any(list(o) != names for o in ops):
         raise ValueError("points of one group must have the same expectation operators")
-    W = np.moveaxis(st.expect_weights(np.array([[o[k] for k in names] for o in ops])), 0, -1)  # (n_obs, D', lanes)
+    W = np.moveaxis(st.expect_weights(np.array([[o[k] for k in names] for o in ops])), 0, -1)  # (n_obs, D', nl)
     out, status, steps, rej = _run_kernel(points, st, X, np.asarray(tlist, dtype=float),
                                           *_observable_groups(st, W), len(names))
     return [LaneResult({k: out[b, m] for m, k in enumerate(names)}, int(status[b]), int(steps[b]), int(rej[b]))
