@@ -107,6 +107,7 @@ _P = np.array([
     [0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423],
 ])
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
+assert _B[1] == 0 and _E[1] == 0  # _solution does not read stage 2
 
 #: Lane status codes returned by the kernel.
 OK, STEP_UNDERFLOW, TOO_MANY_STEPS, NON_FINITE = 0, 1, 2, 3
