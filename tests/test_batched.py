@@ -28,6 +28,13 @@ def _random_params(rng, catalyst, n_fock):
         Omega=rng.uniform(0, 1), omega_d=rng.uniform(0.5, 1.5)))
 
 
+def _weights(st, cr, ci):
+    """The kernel's per-lane weights W_u = C_ch v_u (batched._weights)."""
+    Wr, Wi = np.empty((len(st.w_ch), cr.shape[1])), np.empty((len(st.w_ch), cr.shape[1]))
+    batched._weights(cr, ci, st.w_ch, np.ascontiguousarray(st.w_v.real), np.ascontiguousarray(st.w_v.imag), Wr, Wi)
+    return Wr, Wi
+
+
 def _rhs_once(st, p, rho_frame, t):
     """The kernel's right-hand side for one point at time t, as a full d x d matrix."""
     x = st.to_upper(rho_frame)
@@ -41,8 +48,8 @@ def _rhs_once(st, p, rho_frame, t):
                           one(p["omega_c"] if p["catalyst"] else 0.0), st.ch_k, st.ch_alpha, st.ch_beta, cr, ci)
     Yr, Yi = np.zeros((st.size, 1)), np.zeros((st.size, 1))
     batched._rhs(np.ascontiguousarray(x.real[:, None]), np.ascontiguousarray(x.imag[:, None]), Yr, Yi,
-                 np.ascontiguousarray(dg.real), np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col,
-                 st.chan, st.m, cr, ci)
+                 np.ascontiguousarray(dg), st.is_diag, st.ptr, st.col,
+                 st.weight, st.conj, *_weights(st, cr, ci), one(1.0))
     full = np.zeros((st.dim, st.dim), dtype=complex)
     full[st.rows[:, 0], st.rows[:, 1]] = Yr[:, 0] + 1j * Yi[:, 0]
     return full + np.triu(full, 1).conj().T
@@ -73,33 +80,31 @@ def test_kernel_liouvillian_equals_qutip_in_the_rotating_frame(catalyst, n_fock)
 
 
 @pytest.mark.parametrize("catalyst, n_fock", [(False, 0), (True, 3), (True, 12)])
-def test_the_integrators_right_hand_sides_equal_the_checked_one(catalyst, n_fock):
-    """The integrator uses two faster forms of the right-hand side checked above (``_rhs``):
-    stages scaled by each lane's step (``_rhs_h``), and the couplings folded into per-lane
-    weights W = C v (``_rhs_w``, every coupling of the model being v x or v conj(x)). Both must
-    give ``h L_t(X)`` on random states of many lanes (an odd number: a partial SIMD block)."""
+def test_the_right_hand_side_of_many_lanes_is_each_lane_alone_scaled(catalyst, n_fock):
+    """The integrator calls the right-hand side checked above on many lanes at once, each scaled
+    by its own step: ``Y = h L_t(X)`` lane by lane. On random states, coefficients and steps of 13
+    lanes (an odd number: a partial SIMD block), every lane must equal the same lane computed
+    alone with h = 1, times its h; and the folded couplings must share weights."""
     rng = np.random.default_rng(7 + n_fock)
     st = batched.structure(catalyst, n_fock)
+    assert len(st.w_ch) < st.couplings and set(np.unique(st.conj)) <= {-1.0, 1.0}
     nl = 13
     Xr, Xi = rng.normal(size=(st.size, nl)), rng.normal(size=(st.size, nl))
-    dgr, dgi = rng.normal(size=(st.size, nl)), rng.normal(size=(st.size, nl))
+    dg = rng.normal(size=(st.size, nl))
     cr, ci = rng.normal(size=(len(st.ch_k), nl)), rng.normal(size=(len(st.ch_k), nl))
     h = rng.uniform(0.01, 1.0, nl)
-    args = (Xr, Xi, dgr, dgi, st.is_diag, st.ptr, st.col)
-    ref_r, ref_i = np.empty((st.size, nl)), np.empty((st.size, nl))
-    batched._rhs(Xr, Xi, ref_r, ref_i, dgr, dgi, st.is_diag, st.ptr, st.col, st.chan, st.m, cr, ci)
-    got_r, got_i = np.empty_like(ref_r), np.empty_like(ref_i)
-    batched._rhs_h(Xr, Xi, got_r, got_i, *args[2:], st.chan, st.m, cr, ci, h)
-    scale = np.max(np.abs(ref_r)) + np.max(np.abs(ref_i))
-    assert np.max(np.abs(got_r - h * ref_r)) < 1e-13 * scale
-    assert np.max(np.abs(got_i - h * ref_i)) < 1e-13 * scale
-    cu, sgn, uch, uvr, uvi = batched._coupling_table(st.m, st.chan)
-    assert np.all(cu >= 0) and len(uch) < st.couplings  # every coupling folded, weights shared
-    Wr, Wi = np.empty((len(uch), nl)), np.empty((len(uch), nl))
-    batched._weights(cr, ci, uch, uvr, uvi, Wr, Wi)
-    batched._rhs_w(Xr, Xi, got_r, got_i, *args[2:], cu, sgn, Wr, Wi, h)
-    assert np.max(np.abs(got_r - h * ref_r)) < 1e-13 * scale
-    assert np.max(np.abs(got_i - h * ref_i)) < 1e-13 * scale
+    args = (dg, st.is_diag, st.ptr, st.col, st.weight, st.conj)
+    got_r, got_i = np.empty((st.size, nl)), np.empty((st.size, nl))
+    batched._rhs(Xr, Xi, got_r, got_i, *args, *_weights(st, cr, ci), h)
+    for b in range(nl):
+        lane = np.s_[:, b:b + 1]
+        one_r, one_i = np.empty((st.size, 1)), np.empty((st.size, 1))
+        batched._rhs(*(np.ascontiguousarray(a[lane]) for a in (Xr, Xi)), one_r, one_i,
+                     np.ascontiguousarray(dg[lane]), *args[1:],
+                     *_weights(st, np.ascontiguousarray(cr[lane]), np.ascontiguousarray(ci[lane])), np.ones(1))
+        scale = np.max(np.abs(one_r)) + np.max(np.abs(one_i))
+        assert np.max(np.abs(got_r[:, b] - h[b] * one_r[:, 0])) < 1e-14 * scale
+        assert np.max(np.abs(got_i[:, b] - h[b] * one_i[:, 0])) < 1e-14 * scale
 
 
 @pytest.mark.parametrize("catalyst", [True, False])
@@ -126,6 +131,11 @@ def test_expectation_weights_give_the_trace_formula():
     assert np.sum(np.conj(w) * x).real == pytest.approx(np.trace(A @ rho).real, rel=1e-12)
     with pytest.raises(ValueError, match="not Hermitian"):
         st.expect_weights(a)
+    # a stack of operators (the engine's call for a whole group): each as alone; one bad one is caught
+    stack = np.array([[A, 2 * A], [A @ A, np.eye(8)]])
+    assert np.array_equal(st.expect_weights(stack)[1, 0], st.expect_weights(A @ A))
+    with pytest.raises(ValueError, match="not Hermitian"):
+        st.expect_weights(np.array([A, A + 1e-9 * a]))
 
 
 TIGHT = {"atol": 1e-12, "rtol": 1e-10}
@@ -204,3 +214,9 @@ def test_outputs_are_at_exactly_the_requested_times():
 def test_lanes_fit_the_cache():
     small, large = batched.structure(True, 4), batched.structure(True, 20)
     assert batched.lanes_for(small) >= batched.lanes_for(large) >= 8
+
+
+def test_a_structure_is_built_once_per_process():
+    """structure() caches by (catalyst, n_fock): a batch must not rebuild it (~50 ms at n_fock 12)."""
+    assert batched.structure(True, 4) is batched.structure(True, 4)
+    assert batched.structure(False, 0) is batched.structure(False, 7)  # n_fock means nothing without one

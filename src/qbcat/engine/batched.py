@@ -32,18 +32,23 @@ The right-hand side is, per element r,
 with Dg the per-point diagonal of the dissipators, M_q a real 2x2 matrix acting on (Re, Im) and
 C_ch(t) the channel's complex coefficient (g, kappa_1 or s(t), times its phase). At n_fock 12
 that is about 16 kflop per point. Every M_q of this model is a complex number v acting on X_c
-or on conj X_c, so the integrator folds C_ch v into per-lane weights W_u, one per distinct
-(channel, v) (125 at n_fock 12 for 1403 couplings), once per right-hand side: then a coupling
-costs 4 FMAs per lane instead of 8 (:func:`_rhs_w`; :func:`_rhs` is the plain form, checked
-against QuTiP, and a test checks the two agree).
+or on conj X_c (:func:`structure` checks it and refuses a structure where it is not), so the
+kernel folds C_ch v into per-lane weights W_u, one per distinct (channel, v) (108 at n_fock 12
+for 1403 couplings), once per right-hand side: then a coupling costs 4 FMAs per lane instead
+of 8 (:func:`_rhs`, checked against QuTiP).
 
-Kernel, for speed (benchmarks/README.md): an element's sum over its couplings is accumulated
-for a block of lanes in a stack buffer, four couplings per SIMD loop over the lanes (a loop
-that stores into argument arrays while reading others gets run-time overlap checks from LLVM
-that cost as much as the work; a stack buffer aliases nothing). The stages are stored scaled
-by their lane's step, K~_j = h f_j, so a stage combination X + sum_j a_j K~_j has the same
-coefficients in every lane and runs as one flat loop over (element, lane); the 5th-order
-solution and the stages' part of the error estimate come out of one pass.
+Kernel, for speed (benchmarks/README.md): the step is bound by the bytes it moves (the stage
+combinations stream all the stages), so every pass is a long SIMD loop over lanes or over
+(element, lane). An element's sum over its couplings is accumulated for a block of lanes in a
+stack buffer, five couplings per SIMD loop over the lanes (a loop over 64 lanes that stores
+into argument arrays while reading others gets run-time overlap checks from LLVM that cost as
+much as the work; a stack buffer aliases nothing). The stages are stored scaled by their lane's
+step, K~_j = h f_j, so a stage combination X + sum_j a_j K~_j has the same coefficients in
+every lane and runs as one flat loop over (element, lane) that stores straight into its
+output (one overlap check per call); the 5th-order solution and the stages' part of the error
+estimate come out of one pass. A call takes few enough lanes that a step's arrays stay near
+the L2 cache (:func:`lanes_for`). Fusing the combinations into the right-hand side's row loop
+was slower (LLVM compiled the bigger loop nest worse), so the passes stay separate.
 
 Time stepping: Dormand-Prince 5(4) (the tableau and dense output of scipy's RK45), FSAL, with
 each point ("lane") on its OWN step size and time: a hard point never loosens or slows the
@@ -102,6 +107,7 @@ _P = np.array([
     [0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423],
 ])
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
+assert _B[1] == 0 and _E[1] == 0  # _solution does not read stage 2
 
 #: Lane status codes returned by the kernel.
 OK, STEP_UNDERFLOW, TOO_MANY_STEPS, NON_FINITE = 0, 1, 2, 3
@@ -130,10 +136,13 @@ class Structure:
     exp(i (Delta_ij - Delta_kl) t) (zero for the dissipators, which commute with H0's rotation).
 
     ``diag[k, r]``: diagonal of the static dissipative piece k (the frame pieces omega_a,
-    omega_c have none left); couplings in CSR order over r: element r receives
-    C[chan[q]] * m[q] (a real 2x2 matrix, row-major, acting on (Re, Im) of element col[q]),
-    with the complex channel coefficient C_ch = coef[ch_k] exp(i (ch_alpha omega_a + ch_beta
-    omega_c) t), coef[len(names)] being the drive s(t).
+    omega_c have none left; real for this model's dissipators, checked); couplings in CSR order
+    over r: element r receives W_u x or W_u conj(x) (``conj[q]`` = +1 or -1, the sign of Im x)
+    of element x = col[q], u = weight[q], with W_u = C_ch v_u for the channel ch = w_ch[u] and the complex number
+    v_u = w_v[u]; C_ch = coef[ch_k] exp(i (ch_alpha omega_a + ch_beta omega_c) t) is the
+    channel's complex coefficient, coef[len(names)] being the drive s(t). Every entry of this
+    model's Lindbladian has that form (:func:`structure` checks it): a coupling costs 4 FMAs
+    a lane, and the few distinct W_u are formed once per right-hand side.
     """
 
     catalyst: bool
@@ -144,11 +153,13 @@ class Structure:
     is_diag: np.ndarray  # (D',) bool
     alpha: np.ndarray  # (D',) int: Delta_r = alpha_r omega_a + beta_r omega_c
     beta: np.ndarray
-    diag: np.ndarray  # (K, D') complex
+    diag: np.ndarray  # (K, D') float
     ptr: np.ndarray  # (D' + 1,) int64
     col: np.ndarray  # (nnz,) int64
-    chan: np.ndarray  # (nnz,) int64
-    m: np.ndarray  # (nnz, 4) float: m00, m01, m10, m11
+    weight: np.ndarray  # (nnz,) int64: the weight u of each coupling
+    conj: np.ndarray  # (nnz,) float: +1 (W_u x) or -1 (W_u conj x)
+    w_ch: np.ndarray  # (n_u,) int64: the channel of weight u
+    w_v: np.ndarray  # (n_u,) complex: W_u = C_ch v_u
     ch_k: np.ndarray  # (n_ch,) int64: the coefficient of each channel
     ch_alpha: np.ndarray  # (n_ch,) int64
     ch_beta: np.ndarray  # (n_ch,) int64
@@ -167,14 +178,16 @@ class Structure:
         return rho[self.rows[:, 0], self.rows[:, 1]]
 
     def expect_weights(self, A: np.ndarray) -> np.ndarray:
-        """Complex weights w with <A> = Re(sum_r conj(w_r) rho_r) for Hermitian A.
+        """Complex weights w with <A> = Re(sum_r conj(w_r) rho_r) for Hermitian A (d x d, or a
+        stack of them: (..., d, d) -> (..., D')).
 
         <A> = Tr[A rho] = sum_i A_ii rho_ii + sum_{i<j} 2 Re(A_ji rho_ij).
         """
-        if not np.allclose(A, A.conj().T, atol=1e-12 * max(1.0, np.abs(A).max())):
-            raise ValueError("expectation operator is not Hermitian")
         i, j = self.rows[:, 0], self.rows[:, 1]
-        a = A[j, i]
+        a, a_up = A[..., j, i], A[..., i, j]  # the lower and upper triangles, element by element
+        scale = np.maximum(1.0, np.maximum(np.abs(a).max(axis=-1), np.abs(a_up).max(axis=-1)))
+        if np.any(np.abs(a - a_up.conj()).max(axis=-1) > 1e-12 * scale):
+            raise ValueError("expectation operator is not Hermitian")
         factor = np.where(self.is_diag, 1.0, 2.0)
         return factor * a.conj()
 
@@ -272,12 +285,27 @@ def structure(catalyst: bool, n_fock: int) -> Structure:
     for r, _, _ in keys:
         ptr[r + 1] += 1
     chans = sorted(channels, key=channels.get)
+    # fold each coupling's 2x2 matrix into a complex v acting on x or on conj(x)
+    weights: dict = {}  # (channel, v) -> u
+    weight, conj = [], []
+    for entry in keys:
+        (m00, m01), (m10, m11) = entries[entry]
+        if m11 == m00 and m01 == -m10:
+            conj.append(1.0)
+        elif m11 == -m00 and m01 == m10:
+            conj.append(-1.0)
+        else:
+            raise ValueError(f"coupling {entry} (element, element, channel) is neither v x nor v conj(x)")
+        weight.append(weights.setdefault((entry[2], complex(m00, m10)), len(weights)))
+    if np.any(diag.imag != 0):
+        raise ValueError("a dissipator's diagonal has an imaginary part (the kernel takes it real)")
     st = Structure(
         catalyst=bool(catalyst), dim=d, names=names, upper=upper, rows=rows, is_diag=iu == ju,
-        alpha=(a_lvl[iu] - a_lvl[ju]) // 2, beta=b_lvl[iu] - b_lvl[ju], diag=diag,
+        alpha=(a_lvl[iu] - a_lvl[ju]) // 2, beta=b_lvl[iu] - b_lvl[ju], diag=diag.real.copy(),
         ptr=np.cumsum(ptr), col=np.array([c for _, c, _ in keys], dtype=np.int64),
-        chan=np.array([ch for _, _, ch in keys], dtype=np.int64),
-        m=np.array([entries[k].ravel() for k in keys], dtype=float).reshape(-1, 4),
+        weight=np.array(weight, dtype=np.int64), conj=np.array(conj, dtype=float),
+        w_ch=np.array([ch for ch, _ in weights], dtype=np.int64),
+        w_v=np.array([v for _, v in weights], dtype=complex),
         ch_k=np.array([k for k, _, _ in chans], dtype=np.int64),
         ch_alpha=np.array([a2 // 2 for _, a2, _ in chans], dtype=np.int64),
         ch_beta=np.array([b for _, _, b in chans], dtype=np.int64),
@@ -322,7 +350,9 @@ def _stack(typingctx, n):
 @njit(**_JIT)
 def _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
     """The complex channel coefficients C_ch at each lane's time: coef[k] (s(t) for the drive)
-    times exp(i (alpha omega_a + beta omega_c) t)."""
+    times exp(i (alpha omega_a + beta omega_c) t). A channel whose phase is the opposite of an
+    earlier one's (same k) is its conjugate, and a channel without phase is real: sin and cos
+    only for the others (cos is even and sin odd, so the values are the same)."""
     nl = ts.shape[0]
     kd = coef.shape[0] - 1
     for b in range(nl):
@@ -331,30 +361,56 @@ def _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch
         k = ch_k[ch]
         al = ch_alpha[ch]
         be = ch_beta[ch]
-        for b in range(nl):
-            phi = (al * omega_a[b] + be * omega_c[b]) * ts[b]
-            cr[ch, b] = coef[k, b] * math.cos(phi)
-            ci[ch, b] = coef[k, b] * math.sin(phi)
-
-
-@njit(cache=True, fastmath={"contract"}, inline="always")
-def _couple(sr, si, xr, xi, m00, m01, m10, m11, crk, cik):
-    """(sr, si) + C (M x) for one coupling: M a real 2x2 on (Re, Im) of x, C = crk + i cik."""
-    u = m00 * xr + m01 * xi
-    v = m10 * xr + m11 * xi
-    return sr + crk * u - cik * v, si + crk * v + cik * u
+        mirror = -1
+        for other in range(ch):
+            if ch_k[other] == k and ch_alpha[other] == -al and ch_beta[other] == -be:
+                mirror = other
+        if mirror >= 0:
+            for b in range(nl):
+                cr[ch, b] = cr[mirror, b]
+                ci[ch, b] = -ci[mirror, b]
+        elif al == 0 and be == 0:
+            for b in range(nl):
+                cr[ch, b] = coef[k, b]
+                ci[ch, b] = 0.0
+        else:
+            for b in range(nl):
+                phi = (al * omega_a[b] + be * omega_c[b]) * ts[b]
+                cr[ch, b] = coef[k, b] * math.cos(phi)
+                ci[ch, b] = coef[k, b] * math.sin(phi)
 
 
 @njit(**_JIT)
-def _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs):
+def _weights(cr, ci, w_ch, w_vr, w_vi, Wr, Wi):
+    """W_u = C_ch(u) v_u for every lane (complex product; Structure.w_ch, w_v)."""
+    nl = cr.shape[1]
+    for u in range(w_ch.shape[0]):
+        k = w_ch[u]
+        vr = w_vr[u]
+        vi = w_vi[u]
+        for b in range(nl):
+            Wr[u, b] = cr[k, b] * vr - ci[k, b] * vi
+            Wi[u, b] = cr[k, b] * vi + ci[k, b] * vr
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _couple(sr, si, xr, xi, wr, wi):
+    """(sr, si) + W x for one coupling (xi already carries the sign of a conjugate)."""
+    return sr + wr * xr - wi * xi, si + wr * xi + wi * xr
+
+
+@njit(**_JIT)
+def _rhs(Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, Wr, Wi, hs):
     """Y = hs L_t(X) in the rotating frame, lane b scaled by hs[b] (its step size, or 1), with
-    the channel coefficients (cr, ci) of :func:`_coefficients`.
+    dg the (real) diagonal of the dissipators and the per-lane weights W of :func:`_weights`
+    (element r receives W_u x or W_u conj(x) from each coupling, :class:`Structure`): 4 FMAs a
+    coupling and lane.
 
     Element r of a block of lanes is accumulated in a stack buffer (no run-time overlap
-    checks, see :func:`_stack`) over its couplings in CSR order, four (then two, then one)
-    couplings per SIMD loop over the lanes, so the accumulators stay in registers across them
-    and a loop's set-up is paid once per four couplings; the element is stored once. The order
-    of the additions is fixed by the structure, the same in every lane.
+    checks, see :func:`_stack`) over its couplings in CSR order, five (then two, then one)
+    couplings per SIMD loop over the lanes (most elements have five), so the accumulators stay
+    in registers across them and a loop's set-up is paid once per element; the element is
+    stored once. The order of the additions is fixed by the structure, the same in every lane.
     """
     D, nl = Xr.shape
     ar = carray(_stack(_LB), (_LB,))
@@ -365,185 +421,57 @@ def _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs):
             r = np.uint64(r0)
             for b in range(w):
                 lb = np.uint64(b0 + b)
-                ar[b] = dgr[r, lb] * Xr[r, lb] - dgi[r, lb] * Xi[r, lb]
-                ai[b] = dgr[r, lb] * Xi[r, lb] + dgi[r, lb] * Xr[r, lb]
+                ar[b] = dg[r, lb] * Xr[r, lb]
+                ai[b] = dg[r, lb] * Xi[r, lb]
             q = ptr[r]
             q1 = ptr[r + 1]
-            while q + 4 <= q1:
+            while q + 5 <= q1:
                 c0 = np.uint64(col[q])
                 c1 = np.uint64(col[q + 1])
                 c2 = np.uint64(col[q + 2])
                 c3 = np.uint64(col[q + 3])
-                k0 = np.uint64(chan[q])
-                k1 = np.uint64(chan[q + 1])
-                k2 = np.uint64(chan[q + 2])
-                k3 = np.uint64(chan[q + 3])
-                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
-                b00, b01, b10, b11 = m[q + 1, 0], m[q + 1, 1], m[q + 1, 2], m[q + 1, 3]
-                c00, c01, c10, c11 = m[q + 2, 0], m[q + 2, 1], m[q + 2, 2], m[q + 2, 3]
-                d00, d01, d10, d11 = m[q + 3, 0], m[q + 3, 1], m[q + 3, 2], m[q + 3, 3]
-                for b in range(w):
-                    lb = np.uint64(b0 + b)
-                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
-                                     cr[k0, lb], ci[k0, lb])
-                    sr, si = _couple(sr, si, Xr[c1, lb], Xi[c1, lb], b00, b01, b10, b11, cr[k1, lb], ci[k1, lb])
-                    sr, si = _couple(sr, si, Xr[c2, lb], Xi[c2, lb], c00, c01, c10, c11, cr[k2, lb], ci[k2, lb])
-                    sr, si = _couple(sr, si, Xr[c3, lb], Xi[c3, lb], d00, d01, d10, d11, cr[k3, lb], ci[k3, lb])
-                    ar[b] = sr
-                    ai[b] = si
-                q += 4
-            if q + 2 <= q1:
-                c0 = np.uint64(col[q])
-                c1 = np.uint64(col[q + 1])
-                k0 = np.uint64(chan[q])
-                k1 = np.uint64(chan[q + 1])
-                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
-                b00, b01, b10, b11 = m[q + 1, 0], m[q + 1, 1], m[q + 1, 2], m[q + 1, 3]
-                for b in range(w):
-                    lb = np.uint64(b0 + b)
-                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
-                                     cr[k0, lb], ci[k0, lb])
-                    sr, si = _couple(sr, si, Xr[c1, lb], Xi[c1, lb], b00, b01, b10, b11, cr[k1, lb], ci[k1, lb])
-                    ar[b] = sr
-                    ai[b] = si
-                q += 2
-            if q < q1:
-                c0 = np.uint64(col[q])
-                k0 = np.uint64(chan[q])
-                a00, a01, a10, a11 = m[q, 0], m[q, 1], m[q, 2], m[q, 3]
-                for b in range(w):
-                    lb = np.uint64(b0 + b)
-                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], Xi[c0, lb], a00, a01, a10, a11,
-                                     cr[k0, lb], ci[k0, lb])
-                    ar[b] = sr
-                    ai[b] = si
-            if is_diag[r]:
-                for b in range(w):
-                    ai[b] = 0.0
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                Yr[r, lb] = hs[lb] * ar[b]
-                Yi[r, lb] = hs[lb] * ai[b]
-
-
-@njit(**_JIT)
-def _coupling_table(m, chan):
-    """Each coupling's 2x2 matrix is v x or v conj(x) for a complex v (a property of the
-    structure, checked here): C_ch M_q x = W_u x or W_u conj(x) with W_u = C_ch v for the few
-    distinct (channel, v) pairs u. Returns (u of each coupling, sign of Im x: +1 or -1 for the
-    conjugate, ch of each u, vr of each u, vi of each u); u = -1 marks a general matrix."""
-    nq = m.shape[0]
-    cu = np.empty(nq, dtype=np.int64)
-    sgn = np.empty(nq)
-    uch = np.empty(nq, dtype=np.int64)
-    uvr = np.empty(nq)
-    uvi = np.empty(nq)
-    n_u = 0
-    for q in range(nq):
-        vr = m[q, 0]
-        vi = m[q, 2]
-        if m[q, 3] == vr and m[q, 1] == -vi:
-            sgn[q] = 1.0
-        elif m[q, 3] == -vr and m[q, 1] == vi:
-            sgn[q] = -1.0
-        else:
-            cu[q] = -1
-            continue
-        found = -1
-        for u in range(n_u):
-            if uch[u] == chan[q] and uvr[u] == vr and uvi[u] == vi:
-                found = u
-                break
-        if found < 0:
-            found = n_u
-            uch[n_u] = chan[q]
-            uvr[n_u] = vr
-            uvi[n_u] = vi
-            n_u += 1
-        cu[q] = found
-    return cu, sgn, uch[:n_u].copy(), uvr[:n_u].copy(), uvi[:n_u].copy()
-
-
-@njit(**_JIT)
-def _weights(cr, ci, uch, uvr, uvi, Wr, Wi):
-    """W_u = C_ch(u) v_u for every lane (complex product)."""
-    nl = cr.shape[1]
-    for u in range(uch.shape[0]):
-        k = uch[u]
-        vr = uvr[u]
-        vi = uvi[u]
-        for b in range(nl):
-            Wr[u, b] = cr[k, b] * vr - ci[k, b] * vi
-            Wi[u, b] = cr[k, b] * vi + ci[k, b] * vr
-
-
-@njit(cache=True, fastmath={"contract"}, inline="always")
-def _couple_w(sr, si, xr, xi, wr, wi):
-    """(sr, si) + W x for one coupling (xi already carries the sign of a conjugate)."""
-    return sr + wr * xr - wi * xi, si + wr * xi + wi * xr
-
-
-@njit(**_JIT)
-def _rhs_w(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, Wr, Wi, hs):
-    """:func:`_rhs_h` with the couplings' matrices folded into the per-lane weights W of
-    :func:`_weights`: 4 FMAs a coupling and lane instead of 8 (every coupling of this model is
-    v x or v conj(x), :func:`_coupling_table`)."""
-    D, nl = Xr.shape
-    ar = carray(_stack(_LB), (_LB,))
-    ai = carray(_stack(_LB), (_LB,))
-    for b0 in range(0, nl, _LB):
-        w = min(nl - b0, _LB)
-        for r0 in range(D):
-            r = np.uint64(r0)
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                ar[b] = dgr[r, lb] * Xr[r, lb] - dgi[r, lb] * Xi[r, lb]
-                ai[b] = dgr[r, lb] * Xi[r, lb] + dgi[r, lb] * Xr[r, lb]
-            q = ptr[r]
-            q1 = ptr[r + 1]
-            while q + 4 <= q1:
-                c0 = np.uint64(col[q])
-                c1 = np.uint64(col[q + 1])
-                c2 = np.uint64(col[q + 2])
-                c3 = np.uint64(col[q + 3])
-                u0 = np.uint64(cu[q])
-                u1 = np.uint64(cu[q + 1])
-                u2 = np.uint64(cu[q + 2])
-                u3 = np.uint64(cu[q + 3])
+                c4 = np.uint64(col[q + 4])
+                u0 = np.uint64(wu[q])
+                u1 = np.uint64(wu[q + 1])
+                u2 = np.uint64(wu[q + 2])
+                u3 = np.uint64(wu[q + 3])
+                u4 = np.uint64(wu[q + 4])
                 s0 = sgn[q]
                 s1 = sgn[q + 1]
                 s2 = sgn[q + 2]
                 s3 = sgn[q + 3]
+                s4 = sgn[q + 4]
                 for b in range(w):
                     lb = np.uint64(b0 + b)
-                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
-                    sr, si = _couple_w(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
-                    sr, si = _couple_w(sr, si, Xr[c2, lb], s2 * Xi[c2, lb], Wr[u2, lb], Wi[u2, lb])
-                    sr, si = _couple_w(sr, si, Xr[c3, lb], s3 * Xi[c3, lb], Wr[u3, lb], Wi[u3, lb])
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    sr, si = _couple(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
+                    sr, si = _couple(sr, si, Xr[c2, lb], s2 * Xi[c2, lb], Wr[u2, lb], Wi[u2, lb])
+                    sr, si = _couple(sr, si, Xr[c3, lb], s3 * Xi[c3, lb], Wr[u3, lb], Wi[u3, lb])
+                    sr, si = _couple(sr, si, Xr[c4, lb], s4 * Xi[c4, lb], Wr[u4, lb], Wi[u4, lb])
                     ar[b] = sr
                     ai[b] = si
-                q += 4
-            if q + 2 <= q1:
+                q += 5
+            while q + 2 <= q1:
                 c0 = np.uint64(col[q])
                 c1 = np.uint64(col[q + 1])
-                u0 = np.uint64(cu[q])
-                u1 = np.uint64(cu[q + 1])
+                u0 = np.uint64(wu[q])
+                u1 = np.uint64(wu[q + 1])
                 s0 = sgn[q]
                 s1 = sgn[q + 1]
                 for b in range(w):
                     lb = np.uint64(b0 + b)
-                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
-                    sr, si = _couple_w(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    sr, si = _couple(sr, si, Xr[c1, lb], s1 * Xi[c1, lb], Wr[u1, lb], Wi[u1, lb])
                     ar[b] = sr
                     ai[b] = si
                 q += 2
             if q < q1:
                 c0 = np.uint64(col[q])
-                u0 = np.uint64(cu[q])
+                u0 = np.uint64(wu[q])
                 s0 = sgn[q]
                 for b in range(w):
                     lb = np.uint64(b0 + b)
-                    sr, si = _couple_w(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
+                    sr, si = _couple(ar[b], ai[b], Xr[c0, lb], s0 * Xi[c0, lb], Wr[u0, lb], Wi[u0, lb])
                     ar[b] = sr
                     ai[b] = si
             if is_diag[r]:
@@ -556,15 +484,10 @@ def _rhs_w(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, Wr, Wi, hs):
 
 
 @njit(**_JIT)
-def _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci):
-    """Y = L_t(X) in the rotating frame for every lane (:func:`_rhs_h` unscaled)."""
-    _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, np.ones(Xr.shape[1]))
-
-
-@njit(**_JIT)
-def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
+def _expect(Xr, Xi, optr, orow, owr, owi, oshared, outr, outi):
     """S_g = sum_r conj(w_r) x_r over the entries of group g (one observable, one frequency):
-    outr, outi[g, b] its real and imaginary parts for lane b."""
+    outr, outi[g, b] its real and imaginary parts for lane b. An entry whose weight is the same
+    in every lane (oshared) reads it once, not once per lane (half the bytes of the entry)."""
     nl = Xr.shape[1]
     sr = carray(_stack(_LB), (_LB,))
     si = carray(_stack(_LB), (_LB,))
@@ -577,6 +500,14 @@ def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
             for q0 in range(optr[g], optr[g + 1]):
                 q = np.uint64(q0)
                 r = np.uint64(orow[q])
+                if oshared[q]:
+                    wr = owr[q, 0]
+                    wi = owi[q, 0]
+                    for b in range(w):
+                        lb = np.uint64(b0 + b)
+                        sr[b] = sr[b] + wr * Xr[r, lb] + wi * Xi[r, lb]
+                        si[b] = si[b] + wr * Xi[r, lb] - wi * Xr[r, lb]
+                    continue
                 for b in range(w):
                     lb = np.uint64(b0 + b)
                     sr[b] = sr[b] + owr[q, lb] * Xr[r, lb] + owi[q, lb] * Xi[r, lb]
@@ -588,164 +519,95 @@ def _expect(Xr, Xi, optr, orow, owr, owi, outr, outi):
 
 
 @njit(**_JIT)
-def _combine(Xr, Xi, Kr, Ki, slot, a, h, n, Yr, Yi, ah):
-    """Y = X + h * sum_{j<n} a[j] K_slot[j], lane by lane (h per lane); ah: scratch (7, lanes).
+def _combine(x, k, kidx, a, n, y):
+    """y = x + sum_{j<n} a[j] k[kidx[j]] (1 <= n <= 5) on flat vectors: one part (real or
+    imaginary) of a stage's input, x the state and k the stages, all (element, lane) flattened.
 
-    The form for unscaled stages (K = f); :func:`_integrate` scales its stages and uses the flat
-    :func:`_lincomb`."""
-    D, nl = Xr.shape
-    for j in range(n):
-        for b in range(nl):
-            ah[j, b] = a[j] * h[b]
-    yr = carray(_stack(_LB), (_LB,))
-    yi = carray(_stack(_LB), (_LB,))
-    for b0 in range(0, nl, _LB):
-        w = min(nl - b0, _LB)
-        for r0 in range(D):
-            r = np.uint64(r0)
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                yr[b] = Xr[r, lb]
-                yi[b] = Xi[r, lb]
-            for j in range(n):
-                if a[j] != 0.0:
-                    sj = np.uint64(slot[j])
-                    for b in range(w):
-                        lb = np.uint64(b0 + b)
-                        yr[b] = yr[b] + ah[j, lb] * Kr[sj, r, lb]
-                        yi[b] = yi[b] + ah[j, lb] * Ki[sj, r, lb]
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                Yr[r, lb] = yr[b]
-                Yi[r, lb] = yi[b]
-
-
-@njit(**_JIT)
-def _error_norm(Xr, Xi, Nr, Ni, Kr, Ki, slot, E, h, atol, rtol, err, er, ei):
-    """err[b] = weighted RMS norm of the local error estimate h sum_j E_j K_j of lane b, for
-    unscaled stages (:func:`_integrate` uses :func:`_error_norm_h`); er, ei: unused, kept for the
-    interface (the sums live in stack buffers)."""
-    D, nl = Xr.shape
-    sr = carray(_stack(_LB), (_LB,))
-    si = carray(_stack(_LB), (_LB,))
-    acc = carray(_stack(_LB), (_LB,))
-    for b0 in range(0, nl, _LB):
-        w = min(nl - b0, _LB)
-        for b in range(w):
-            acc[b] = 0.0
-        for r0 in range(D):
-            r = np.uint64(r0)
-            for b in range(w):
-                sr[b] = 0.0
-                si[b] = 0.0
-            for j in range(7):
-                if E[j] != 0.0:
-                    sj = np.uint64(slot[j])
-                    ej = E[j]
-                    for b in range(w):
-                        lb = np.uint64(b0 + b)
-                        sr[b] = sr[b] + ej * Kr[sj, r, lb]
-                        si[b] = si[b] + ej * Ki[sj, r, lb]
-            for b in range(w):
-                lb = np.uint64(b0 + b)
-                y0 = Xr[r, lb] * Xr[r, lb] + Xi[r, lb] * Xi[r, lb]
-                y1 = Nr[r, lb] * Nr[r, lb] + Ni[r, lb] * Ni[r, lb]
-                sc = atol[lb] + rtol[lb] * math.sqrt(max(y0, y1))
-                acc[b] = acc[b] + (sr[b] * sr[b] + si[b] * si[b]) / (sc * sc)
-        for b in range(w):
-            lb = np.uint64(b0 + b)
-            err[lb] = math.sqrt(acc[b] * (h[lb] * h[lb]) / D)
+    The stages are scaled by their lane's step (K~ = h f, :func:`_rhs`), so the coefficients
+    are the same in every lane and the arrays are walked as one flat loop that stores straight
+    into y: LLVM's run-time overlap checks are paid once per call, not per row.
+    """
+    T = x.shape[0]
+    k0 = k[kidx[0]]
+    a0 = a[0]
+    if n == 1:
+        for i in range(T):
+            y[i] = x[i] + a0 * k0[i]
+        return
+    k1 = k[kidx[1]]
+    a1 = a[1]
+    if n == 2:
+        for i in range(T):
+            y[i] = x[i] + a0 * k0[i] + a1 * k1[i]
+        return
+    k2 = k[kidx[2]]
+    a2 = a[2]
+    if n == 3:
+        for i in range(T):
+            y[i] = x[i] + a0 * k0[i] + a1 * k1[i] + a2 * k2[i]
+        return
+    k3 = k[kidx[3]]
+    a3 = a[3]
+    if n == 4:
+        for i in range(T):
+            y[i] = x[i] + a0 * k0[i] + a1 * k1[i] + a2 * k2[i] + a3 * k3[i]
+        return
+    k4 = k[kidx[4]]
+    a4 = a[4]
+    for i in range(T):
+        y[i] = x[i] + a0 * k0[i] + a1 * k1[i] + a2 * k2[i] + a3 * k3[i] + a4 * k4[i]
 
 
-#: Elements per chunk of the flat stage combinations (:func:`_lincomb`): a few kB of stack.
+#: Elements per chunk of :func:`_solution` (a few kB of stack).
 _CH = 512
 
 
 @njit(**_JIT)
-def _lincomb(Xr, Xi, Kr, Ki, kidx, a, n, Yr, Yi, c, Er, Ei):
-    """Y = X + sum_{j<n} a[j] K[kidx[j]] (1 <= n <= 6) and, if c is not empty (then n = 6),
-    E = sum_{j<6} c[j] K[kidx[j]]. Terms with a zero coefficient are skipped only in E.
-
-    The stages K here are scaled by their lane's step (K = h f, :func:`_rhs_h`), so the
-    coefficients are the same in every lane and the (element, lane) arrays are walked as one
-    flat vector: per chunk of _CH elements, one SIMD loop reads all the stages and accumulates
-    on the stack (no overlap checks, :func:`_stack`), then one loop stores the chunk.
+def _solution(Xr, Xi, Kr, Ki, kidx, b, c, Nr, Ni, Er, Ei):
+    """The 5th-order solution N = X + sum_{j<6} b[j] K~[kidx[j]] and the stages' part of the
+    error estimate E = sum_{j<6} c[j] K~[kidx[j]] in one pass (b[1] = c[1] = 0 for
+    Dormand-Prince: stage 2 is not read). Per chunk of _CH flat elements, one SIMD loop reads
+    the stages and accumulates on the stack (no overlap checks, :func:`_stack`: a loop with two
+    outputs and seven inputs has too many pointer pairs for LLVM's checks), then stores.
     """
     D, nl = Xr.shape
     T = D * nl
     xr = Xr.reshape(T)
     xi = Xi.reshape(T)
-    yr_ = Yr.reshape(T)
-    yi_ = Yi.reshape(T)
-    er_ = Er.reshape(Er.size)
-    ei_ = Ei.reshape(Ei.size)
+    nr_ = Nr.reshape(T)
+    ni_ = Ni.reshape(T)
+    er_ = Er.reshape(T)
+    ei_ = Ei.reshape(T)
     kr = Kr.reshape(Kr.shape[0], T)
     ki = Ki.reshape(Ki.shape[0], T)
-    two = c.shape[0] > 0
-    k0, k1, k2, k3, k4, k5 = (kidx[0], kidx[min(1, n - 1)], kidx[min(2, n - 1)], kidx[min(3, n - 1)],
-                              kidx[min(4, n - 1)], kidx[min(5, n - 1)])
-    a0, a1, a2, a3, a4, a5 = (a[0], a[min(1, n - 1)], a[min(2, n - 1)], a[min(3, n - 1)], a[min(4, n - 1)],
-                              a[min(5, n - 1)])
-    c0, c2, c3, c4, c5 = (c[0], c[2], c[3], c[4], c[5]) if two else (0.0, 0.0, 0.0, 0.0, 0.0)
-    k0r, k0i, k1r, k1i, k2r, k2i = kr[k0], ki[k0], kr[k1], ki[k1], kr[k2], ki[k2]
-    k3r, k3i, k4r, k4i, k5r, k5i = kr[k3], ki[k3], kr[k4], ki[k4], kr[k5], ki[k5]
+    b0, b2, b3, b4, b5 = b[0], b[2], b[3], b[4], b[5]
+    c0, c2, c3, c4, c5 = c[0], c[2], c[3], c[4], c[5]
+    k0r, k0i, k2r, k2i = kr[kidx[0]], ki[kidx[0]], kr[kidx[2]], ki[kidx[2]]
+    k3r, k3i, k4r, k4i, k5r, k5i = kr[kidx[3]], ki[kidx[3]], kr[kidx[4]], ki[kidx[4]], kr[kidx[5]], ki[kidx[5]]
     yr = carray(_stack(_CH), (_CH,))
     yi = carray(_stack(_CH), (_CH,))
     sr = carray(_stack(_CH), (_CH,))
     si = carray(_stack(_CH), (_CH,))
     for i0 in range(0, T, _CH):
         w = min(T - i0, _CH)
-        if two:  # the 5th-order solution and the error estimate (c[1] = 0 for Dormand-Prince)
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii] + a5 * k5r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii] + a5 * k5i[ii]
-                sr[i] = c0 * k0r[ii] + c2 * k2r[ii] + c3 * k3r[ii] + c4 * k4r[ii] + c5 * k5r[ii]
-                si[i] = c0 * k0i[ii] + c2 * k2i[ii] + c3 * k3i[ii] + c4 * k4i[ii] + c5 * k5i[ii]
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                er_[ii] = sr[i]
-                ei_[ii] = si[i]
-        elif n == 1:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii]
-        elif n == 2:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii]
-        elif n == 3:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii]
-        elif n == 4:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii]
-        elif n == 5:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii]
-        else:
-            for i in range(w):
-                ii = np.uint64(i0 + i)
-                yr[i] = xr[ii] + a0 * k0r[ii] + a1 * k1r[ii] + a2 * k2r[ii] + a3 * k3r[ii] + a4 * k4r[ii] + a5 * k5r[ii]
-                yi[i] = xi[ii] + a0 * k0i[ii] + a1 * k1i[ii] + a2 * k2i[ii] + a3 * k3i[ii] + a4 * k4i[ii] + a5 * k5i[ii]
         for i in range(w):
             ii = np.uint64(i0 + i)
-            yr_[ii] = yr[i]
-            yi_[ii] = yi[i]
+            yr[i] = xr[ii] + b0 * k0r[ii] + b2 * k2r[ii] + b3 * k3r[ii] + b4 * k4r[ii] + b5 * k5r[ii]
+            yi[i] = xi[ii] + b0 * k0i[ii] + b2 * k2i[ii] + b3 * k3i[ii] + b4 * k4i[ii] + b5 * k5i[ii]
+            sr[i] = c0 * k0r[ii] + c2 * k2r[ii] + c3 * k3r[ii] + c4 * k4r[ii] + c5 * k5r[ii]
+            si[i] = c0 * k0i[ii] + c2 * k2i[ii] + c3 * k3i[ii] + c4 * k4i[ii] + c5 * k5i[ii]
+        for i in range(w):
+            ii = np.uint64(i0 + i)
+            nr_[ii] = yr[i]
+            ni_[ii] = yi[i]
+            er_[ii] = sr[i]
+            ei_[ii] = si[i]
 
 
 @njit(**_JIT)
 def _error_norm_h(Xr, Xi, Nr, Ni, Er, Ei, Gr, Gi, e_last, h, atol, rtol, err):
     """err[b] = weighted RMS norm of lane b's local error estimate e = E + e_last h G, with E the
-    part from the scaled stages (:func:`_lincomb`) and G = f(t + h, N) the unscaled last stage."""
+    part from the scaled stages (:func:`_solution`) and G = f(t + h, N) the unscaled last stage."""
     D, nl = Xr.shape
     acc = carray(_stack(_LB), (_LB,))
     for b0 in range(0, nl, _LB):
@@ -784,44 +646,28 @@ def _advance(Xr, Xi, Nr, Ni, Kr, Ki, slot, accept):
 
 
 @njit(**_JIT)
-def _stage(ts, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a,
-           omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
-    """One right-hand side: the channel coefficients at the lanes' times ``ts``, then L_t(X)."""
-    _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-    _rhs(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci)
-
-
-@njit(**_JIT)
-def _scale_lanes(Fr, Fi, h, Yr, Yi):
-    """Y = h F lane by lane."""
-    D, nl = Fr.shape
+def _scale_lanes(F, h):
+    """F *= h lane by lane, in place (one array: a single overlap check per row)."""
+    D, nl = F.shape
     for r in range(D):
         for b in range(nl):
-            Yr[r, b] = h[b] * Fr[r, b]
-            Yi[r, b] = h[b] * Fi[r, b]
+            F[r, b] = h[b] * F[r, b]
 
 
 @njit(**_JIT)
-def _stage_h(ts, hs, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a,
-             omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
-    """One right-hand side scaled by hs: the channel coefficients at ``ts``, then hs L_t(X)."""
+def _stage(ts, hs, Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr, Wi, coef, Omega,
+           omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
+    """One right-hand side scaled by hs: the channel coefficients and weights at the lanes'
+    times ``ts``, then Y = hs L_t(X) (:func:`_rhs`)."""
     _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-    _rhs_h(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, chan, m, cr, ci, hs)
+    _weights(cr, ci, w_ch, w_vr, w_vi, Wr, Wi)
+    _rhs(Xr, Xi, Yr, Yi, dg, is_diag, ptr, col, wu, sgn, Wr, Wi, hs)
 
 
 @njit(**_JIT)
-def _stage_w(ts, hs, Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, uch, uvr, uvi, Wr, Wi, coef, Omega,
-             omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci):
-    """:func:`_stage_h` through the weights of :func:`_weights` (:func:`_rhs_w`)."""
-    _coefficients(ts, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-    _weights(cr, ci, uch, uvr, uvi, Wr, Wi)
-    _rhs_w(Xr, Xi, Yr, Yi, dgr, dgi, is_diag, ptr, col, cu, sgn, Wr, Wi, hs)
-
-
-@njit(**_JIT)
-def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d, omega_a, omega_c,
-               ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, gobs, galpha, gbeta, t_out, atol, rtol,
-               max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
+def _integrate(Xr, Xi, dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, coef, Omega, omega_d, omega_a,
+               omega_c, ch_k, ch_alpha, ch_beta, optr, orow, owr, owi, oshared, gobs, galpha, gbeta, t_out,
+               atol, rtol, max_step, nsteps, h0, A, Bw, Cc, E, P, out, status, n_steps, n_rejected):
     """Integrate every lane from t_out[0] to t_out[-1]; out[b, m, n] = <A_m>(t_out[n]).
 
     Observables come in groups g (observable gobs[g], frequency galpha[g] omega_a + gbeta[g]
@@ -834,24 +680,17 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
     n_t = t_out.shape[0]
     n_ch = ch_k.shape[0]
     # The stages of a step are scaled by the lane's step, K~_j = h f_j, so that the stage
-    # combinations are flat (_lincomb): K~_j in K[kidx[j]]. K[slot[0]] holds F = f(t, X)
+    # combinations are flat (_combine, _solution): K~_j in K[kidx[j]]. K[slot[0]] holds F = f(t, X)
     # times scale0 (per lane: 1 when it was made, h once scaled in place to K~_1); K[slot[6]]
     # holds G = f(t + h, N), unscaled (FSAL: a swap when every lane accepts).
     Kr = np.zeros((7, D, nl))
     Ki = np.zeros((7, D, nl))
     slot = np.arange(7)
     kidx = np.arange(6)
-    E6 = E[:6].copy()
-    no_c = np.zeros(0)
     ones = np.ones(nl)
     scale0 = np.ones(nl)
-    cu, sgn, uch, uvr, uvi = _coupling_table(m, chan)
-    general = False
-    for q in range(cu.shape[0]):
-        if cu[q] < 0:
-            general = True
-    Wr = np.empty((uch.shape[0], nl))
-    Wi = np.empty((uch.shape[0], nl))
+    Wr = np.empty((w_ch.shape[0], nl))
+    Wi = np.empty((w_ch.shape[0], nl))
     okFr = np.empty((n_g, nl))
     okFi = np.empty((n_g, nl))
     okGr = np.empty((n_g, nl))
@@ -871,6 +710,23 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
     err = np.empty(nl)
     sr = np.empty(n_g)
     si = np.empty(n_g)
+    # the groups' distinct frequencies: cos and sin once per output time and frequency
+    g_f = np.empty(n_g, dtype=np.int64)
+    f_alpha = np.empty(n_g, dtype=np.int64)
+    f_beta = np.empty(n_g, dtype=np.int64)
+    n_f = 0
+    for g in range(n_g):
+        g_f[g] = -1
+        for f in range(n_f):
+            if f_alpha[f] == galpha[g] and f_beta[f] == gbeta[g]:
+                g_f[g] = f
+        if g_f[g] < 0:
+            f_alpha[n_f] = galpha[g]
+            f_beta[n_f] = gbeta[g]
+            g_f[g] = n_f
+            n_f += 1
+    cos_f = np.empty(n_g)
+    sin_f = np.empty(n_g)
     t = np.full(nl, t_out[0])
     ts = np.empty(nl)
     h = np.empty(nl)
@@ -884,59 +740,52 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
         h[b] = min(h0, t_end - t[b])
         if max_step[b] > 0:
             h[b] = min(h[b], max_step[b])
-    _expect(Xr, Xi, optr, orow, owr, owi, obs_yr, obs_yi)
+    _expect(Xr, Xi, optr, orow, owr, owi, oshared, obs_yr, obs_yi)
     for b in range(nl):
         for mm in range(n_obs):
             out[b, mm, 0] = 0.0
         for g in range(n_g):  # the frame coincides with the lab at t = 0
             out[b, gobs[g], 0] += obs_yr[g, b]
-    _stage(t, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_d,
-           omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-    _expect(Kr[slot[0]], Ki[slot[0]], optr, orow, owr, owi, okFr, okFi)
+    _stage(t, ones, Xr, Xi, Kr[slot[0]], Ki[slot[0]], dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
+           Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+    _expect(Kr[slot[0]], Ki[slot[0]], optr, orow, owr, owi, oshared, okFr, okFi)
     n_active = nl
     while n_active > 0:
         kidx[0] = slot[0]
         for b in range(nl):  # K~_1 = h F, in place
             ts[b] = h[b] / scale0[b]
             scale0[b] = h[b]
-        _scale_lanes(Kr[slot[0]], Ki[slot[0]], ts, Kr[slot[0]], Ki[slot[0]])
+        _scale_lanes(Kr[slot[0]], ts)
+        _scale_lanes(Ki[slot[0]], ts)
         for s in range(1, 6):  # stages 2..6
             for b in range(nl):
                 ts[b] = t[b] + Cc[s] * h[b]
-            _lincomb(Xr, Xi, Kr, Ki, kidx, A[s], s, Yr, Yi, no_c, Yr, Yi)
-            if general:
-                _stage_h(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, chan, m, coef,
-                         Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-            else:
-                _stage_w(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dgr, dgi, is_diag, ptr, col, cu, sgn, uch,
-                         uvr, uvi, Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr,
-                         ci)
+            _combine(Xr.reshape(D * nl), Kr.reshape(7, D * nl), kidx, A[s], s, Yr.reshape(D * nl))
+            _combine(Xi.reshape(D * nl), Ki.reshape(7, D * nl), kidx, A[s], s, Yi.reshape(D * nl))
+            _stage(ts, h, Yr, Yi, Kr[kidx[s]], Ki[kidx[s]], dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi,
+                   Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         # the 5th-order solution N and the scaled stages' part of the error estimate (into Y,
         # free now), one pass
-        _lincomb(Xr, Xi, Kr, Ki, kidx, Bw, 6, Nr, Ni, E6, Yr, Yi)
+        _solution(Xr, Xi, Kr, Ki, kidx, Bw, E, Nr, Ni, Yr, Yi)
         for b in range(nl):
             ts[b] = t[b] + h[b]
-        if general:
-            _stage_h(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, chan, m, coef,
-                     Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
-        else:
-            _stage_w(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dgr, dgi, is_diag, ptr, col, cu, sgn, uch, uvr,
-                     uvi, Wr, Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
+        _stage(ts, ones, Nr, Ni, Kr[slot[6]], Ki[slot[6]], dg, is_diag, ptr, col, wu, sgn, w_ch, w_vr, w_vi, Wr,
+               Wi, coef, Omega, omega_d, omega_a, omega_c, ch_k, ch_alpha, ch_beta, cr, ci)
         _error_norm_h(Xr, Xi, Nr, Ni, Yr, Yi, Kr[slot[6]], Ki[slot[6]], E[6], h, atol, rtol, err)
         for b in range(nl):
             accept[b] = active[b] and math.isfinite(err[b]) and err[b] <= 1.0
         # observable groups of the (scaled) stages, for the dense output of accepted lanes
         for j in range(1, 6):
             if P[j, 0] != 0.0 or P[j, 1] != 0.0 or P[j, 2] != 0.0 or P[j, 3] != 0.0:  # (stage 2 has none)
-                _expect(Kr[kidx[j]], Ki[kidx[j]], optr, orow, owr, owi, okr[j], oki[j])
-        _expect(Kr[slot[6]], Ki[slot[6]], optr, orow, owr, owi, okGr, okGi)
+                _expect(Kr[kidx[j]], Ki[kidx[j]], optr, orow, owr, owi, oshared, okr[j], oki[j])
+        _expect(Kr[slot[6]], Ki[slot[6]], optr, orow, owr, owi, oshared, okGr, okGi)
         for g in range(n_g):
             for b in range(nl):
                 okr[0, g, b] = h[b] * okFr[g, b]
                 oki[0, g, b] = h[b] * okFi[g, b]
                 okr[6, g, b] = h[b] * okGr[g, b]
                 oki[6, g, b] = h[b] * okGi[g, b]
-        _expect(Nr, Ni, optr, orow, owr, owi, obs_nr, obs_ni)
+        _expect(Nr, Ni, optr, orow, owr, owi, oshared, obs_nr, obs_ni)
         for b in range(nl):
             if not active[b]:
                 continue
@@ -966,9 +815,12 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
                         si[g] = obs_yi[g, b] + acci
                     for mm in range(n_obs):
                         out[b, mm, n] = 0.0
+                    for f in range(n_f):
+                        phi = (f_alpha[f] * omega_a[b] + f_beta[f] * omega_c[b]) * t_out[n]
+                        cos_f[f] = math.cos(phi)
+                        sin_f[f] = math.sin(phi)
                     for g in range(n_g):
-                        phi = (galpha[g] * omega_a[b] + gbeta[g] * omega_c[b]) * t_out[n]
-                        out[b, gobs[g], n] += math.cos(phi) * sr[g] + math.sin(phi) * si[g]
+                        out[b, gobs[g], n] += cos_f[g_f[g]] * sr[g] + sin_f[g_f[g]] * si[g]
                     next_out[b] += 1
                     since_out[b] = 0
                 t[b] = t_new
@@ -1027,8 +879,10 @@ def _integrate(Xr, Xi, dgr, dgi, is_diag, ptr, col, chan, m, coef, Omega, omega_
 
 def lanes_for(st: Structure) -> int:
     """Lanes per kernel call: enough points for long SIMD loops, few enough that the ~22 state
-    arrays (D' x lanes doubles each) stay in a core's L2 cache."""
-    return int(min(64, max(16, 2 ** int(math.log2(max(1, 48000 // st.size))))))
+    arrays of a step (D' x lanes doubles each, at most 16000 elements: 2.8 MB in all) stay close
+    to a core's L2 cache, which the stage combinations stream through (benchmarks/README.md:
+    32 lanes at n_fock 12, 16 at 20, 64 at 4)."""
+    return int(min(64, max(16, 2 ** int(math.log2(max(1, 16000 // st.size))))))
 
 
 @dataclass
@@ -1042,64 +896,10 @@ class LaneResult:
 def integrate_group(points: Sequence[dict], st: Structure, tlist: np.ndarray) -> list[LaneResult]:
     """Integrate validated points that share ``st`` and ``tlist``, all in one kernel call."""
     from .model import operators
-    from .solve import expect_operators
 
-    nl = len(points)
-    D = st.size
-    X = np.empty((D, nl), dtype=complex)
-    coef = np.zeros((len(st.names) + 1, nl))
-    weights, names = [], None
-    for b, p in enumerate(points):
-        model = operators(p)
-        X[:, b] = st.to_upper(model.rho0)
-        coef[:-1, b] = [p[name] for name in st.names]
-        ops = expect_operators(model)
-        if names is None:
-            names = list(ops)
-        elif list(ops) != names:
-            raise ValueError("points of one group must have the same expectation operators")
-        weights.append(np.stack([st.expect_weights(ops[k]) for k in names]))
-    W = np.stack(weights, axis=-1)  # (n_obs, D', lanes)
-    # groups: (observable, frequency of the element in the frame), each sparse over r (the union
-    # over lanes of the non-zero weights)
-    optr, orow, gobs, galpha, gbeta, wsel = [0], [], [], [], [], []
-    for mm in range(W.shape[0]):
-        nz = np.flatnonzero(np.any(W[mm] != 0, axis=1))
-        for a, bb in sorted({(int(st.alpha[r]), int(st.beta[r])) for r in nz}):
-            sel = nz[(st.alpha[nz] == a) & (st.beta[nz] == bb)]
-            orow.extend(sel)
-            wsel.append(W[mm, sel])
-            optr.append(len(orow))
-            gobs.append(mm)
-            galpha.append(a)
-            gbeta.append(bb)
-    orow = np.array(orow, dtype=np.int64)
-    Wsel = np.concatenate(wsel) if wsel else np.zeros((0, nl), dtype=complex)
-    static = [k for k, name in enumerate(st.names) if name not in FRAME]
-    dg = np.einsum("kr,kb->rb", st.diag[static], coef[static])
-    Omega = np.array([p["Omega"] for p in points])
-    omega_d = np.array([p["omega_d"] for p in points])
-    omega_a = np.array([p["omega_a"] for p in points])
-    omega_c = np.array([p["omega_c"] if p["catalyst"] else 0.0 for p in points])
-    atol = np.array([p["atol"] for p in points])
-    rtol = np.array([p["rtol"] for p in points])
-    max_step = np.array([p["max_step"] for p in points])
-    nsteps = np.array([p["nsteps"] for p in points], dtype=np.int64)
-    out = np.zeros((nl, len(names), len(tlist)))
-    status = np.zeros(nl, dtype=np.int64)
-    n_steps = np.zeros(nl, dtype=np.int64)
-    n_rej = np.zeros(nl, dtype=np.int64)
-    dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
-    _integrate(
-        np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), np.ascontiguousarray(dg.real),
-        np.ascontiguousarray(dg.imag), st.is_diag, st.ptr, st.col, st.chan, st.m, coef, Omega, omega_d,
-        omega_a, omega_c, st.ch_k, st.ch_alpha, st.ch_beta, np.array(optr, dtype=np.int64), orow,
-        np.ascontiguousarray(Wsel.real), np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64),
-        np.array(galpha, dtype=np.int64), np.array(gbeta, dtype=np.int64), np.asarray(tlist, dtype=float),
-        atol, rtol, max_step, nsteps, min(0.01, dt), _A, _B, _C, _E, _P, out, status, n_steps, n_rej,
-    )
-    return [LaneResult({k: out[b, i] for i, k in enumerate(names)}, int(status[b]), int(n_steps[b]),
-                       int(n_rej[b])) for b in range(nl)]
+    models = [operators(p) for p in points]
+    X = np.stack([st.to_upper(m.rho0) for m in models], axis=-1)
+    return _expect_run(points, st, X, tlist, models)
 
 
 def _difficulty(p: dict) -> tuple:
@@ -1182,9 +982,8 @@ def _lane_arrays(points: Sequence[dict], st: Structure) -> dict:
             raise ValueError("every point of a group must have the structure's catalyst and n_fock")
         coef[:-1, b] = [p[name] for name in st.names]
     static = [k for k, name in enumerate(st.names) if name not in FRAME]
-    dg = np.einsum("kr,kb->rb", st.diag[static], coef[static])
     return dict(
-        dgr=np.ascontiguousarray(dg.real), dgi=np.ascontiguousarray(dg.imag), coef=coef,
+        dg=np.ascontiguousarray(np.einsum("kr,kb->rb", st.diag[static], coef[static])), coef=coef,
         Omega=np.array([p["Omega"] for p in points], dtype=float),
         omega_d=np.array([p["omega_d"] for p in points], dtype=float),
         omega_a=np.array([p["omega_a"] for p in points], dtype=float),
@@ -1205,10 +1004,12 @@ def _run_kernel(points, st, X, tlist, optr, orow, Wr, Wi, gobs, galpha, gbeta, n
     n_steps = np.zeros(nl, dtype=np.int64)
     n_rej = np.zeros(nl, dtype=np.int64)
     dt = tlist[1] - tlist[0] if len(tlist) > 1 else 1.0
+    shared = np.all(Wr == Wr[:, :1], axis=1) & np.all(Wi == Wi[:, :1], axis=1)
     _integrate(
-        np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), a["dgr"], a["dgi"], st.is_diag, st.ptr,
-        st.col, st.chan, st.m, a["coef"], a["Omega"], a["omega_d"], a["omega_a"], a["omega_c"], st.ch_k,
-        st.ch_alpha, st.ch_beta, optr, orow, Wr, Wi, gobs, galpha, gbeta, np.asarray(tlist, dtype=float),
+        np.ascontiguousarray(X.real), np.ascontiguousarray(X.imag), a["dg"], st.is_diag, st.ptr,
+        st.col, st.weight, st.conj, st.w_ch, np.ascontiguousarray(st.w_v.real),
+        np.ascontiguousarray(st.w_v.imag), a["coef"], a["Omega"], a["omega_d"], a["omega_a"], a["omega_c"], st.ch_k,
+        st.ch_alpha, st.ch_beta, optr, orow, Wr, Wi, shared, gobs, galpha, gbeta, np.asarray(tlist, dtype=float),
         a["atol"], a["rtol"], a["max_step"], a["nsteps"], min(0.01, dt), _A, _B, _C, _E, _P, out, status,
         n_steps, n_rej,
     )
@@ -1287,45 +1088,60 @@ def propagate(points: Sequence[dict], rho0: np.ndarray, t1: float, t0: float = 0
     return rho
 
 
+def _observable_groups(st: Structure, W: np.ndarray) -> tuple:
+    """The kernel's observable groups for weights W (n_obs, D', lanes) of
+    :meth:`Structure.expect_weights`: one group per (observable, frequency of the element in the
+    frame), each sparse over r (the union over lanes of the non-zero weights). Returns (optr,
+    orow, Wr, Wi, gobs, galpha, gbeta) as :func:`_integrate` takes them."""
+    optr, orow, gobs, galpha, gbeta, wsel = [0], [], [], [], [], []
+    for mm in range(W.shape[0]):
+        nz = np.flatnonzero(np.any(W[mm] != 0, axis=1))
+        for a, bb in sorted({(int(st.alpha[r]), int(st.beta[r])) for r in nz}):
+            sel = nz[(st.alpha[nz] == a) & (st.beta[nz] == bb)]
+            orow.extend(sel)
+            wsel.append(W[mm, sel])
+            optr.append(len(orow))
+            gobs.append(mm)
+            galpha.append(a)
+            gbeta.append(bb)
+    Wsel = np.concatenate(wsel) if wsel else np.zeros((0, W.shape[-1]), dtype=complex)
+    return (np.array(optr, dtype=np.int64), np.array(orow, dtype=np.int64), np.ascontiguousarray(Wsel.real),
+            np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64), np.array(galpha, dtype=np.int64),
+            np.array(gbeta, dtype=np.int64))
+
+
+def _expect_run(points: Sequence[dict], st: Structure, X: np.ndarray, tlist: np.ndarray,
+                models: Sequence | None = None) -> list[LaneResult]:
+    """One kernel call from the rotating-frame states X (D', lanes) for the expectation values of
+    :func:`qbcat.engine.solve.expect_operators` (the same names for every point) on ``tlist``;
+    ``models``: the points' :func:`qbcat.engine.model.operators`, if already built."""
+    from .model import operators
+    from .solve import expect_operators
+
+    # the operators depend on the point through n_fock/catalyst and, for the energy operators,
+    # omega_a and omega_c: weights per lane
+    ops = [expect_operators(m) for m in (models or [operators(p) for p in points])]
+    names = list(ops[0])
+    if any(list(o) != names for o in ops):
+        raise ValueError("points of one group must have the same expectation operators")
+    W = np.moveaxis(st.expect_weights(np.array([[o[k] for k in names] for o in ops])), 0, -1)  # (n_obs, D', nl)
+    out, status, steps, rej = _run_kernel(points, st, X, np.asarray(tlist, dtype=float),
+                                          *_observable_groups(st, W), len(names))
+    return [LaneResult({k: out[b, m] for m, k in enumerate(names)}, int(status[b]), int(steps[b]), int(rej[b]))
+            for b in range(len(points))]
+
+
 def evolve_expect(points: Sequence[dict], rho0: np.ndarray, tlist: np.ndarray,
                   lanes: int | None = None) -> list[LaneResult]:
     """The expectation values of :func:`qbcat.engine.solve.expect_operators` on ``tlist`` from the given
     initial states rho0[b] (instead of the points' own), as :func:`integrate_group` returns them."""
-    from .model import operators
-    from .solve import expect_operators
-
-    n = len(points)
     p0 = points[0]
     st = structure(p0["catalyst"], p0.get("n_fock", 2))
     i, j = st.rows[:, 0], st.rows[:, 1]
     X = np.asarray(rho0, dtype=complex)[:, i, j].T  # the frame coincides with the lab at t = 0
-    ops = expect_operators(operators(p0))
-    names = list(ops)
-    results: list = []
     chunk = lanes or lanes_for(st)
-    for s in range(0, n, chunk):
+    results: list = []
+    for s in range(0, len(points), chunk):
         part = list(points[s:s + chunk])
-        # the operators depend on the point only through n_fock/catalyst, except the energy
-        # operators (scaled by omega_a, omega_c): weights per lane
-        W = np.stack([np.stack([st.expect_weights(o) for o in expect_operators(operators(p)).values()])
-                      for p in part], axis=-1)  # (n_obs, D', lanes)
-        optr, orow, gobs, galpha, gbeta, wsel = [0], [], [], [], [], []
-        for mm in range(W.shape[0]):
-            nz = np.flatnonzero(np.any(W[mm] != 0, axis=1))
-            for a, bb in sorted({(int(st.alpha[r]), int(st.beta[r])) for r in nz}):
-                sel = nz[(st.alpha[nz] == a) & (st.beta[nz] == bb)]
-                orow.extend(sel)
-                wsel.append(W[mm, sel])
-                optr.append(len(orow))
-                gobs.append(mm)
-                galpha.append(a)
-                gbeta.append(bb)
-        Wsel = np.concatenate(wsel)
-        out, status, steps, rej = _run_kernel(
-            part, st, np.ascontiguousarray(X[:, s:s + len(part)]), np.asarray(tlist, dtype=float),
-            np.array(optr, dtype=np.int64), np.array(orow, dtype=np.int64), np.ascontiguousarray(Wsel.real),
-            np.ascontiguousarray(Wsel.imag), np.array(gobs, dtype=np.int64), np.array(galpha, dtype=np.int64),
-            np.array(gbeta, dtype=np.int64), len(names))
-        results += [LaneResult({k: out[b, m] for m, k in enumerate(names)}, int(status[b]), int(steps[b]),
-                               int(rej[b])) for b in range(len(part))]
+        results += _expect_run(part, st, X[:, s:s + len(part)], tlist)
     return results
