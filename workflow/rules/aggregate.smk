@@ -33,12 +33,11 @@ rule aggregate_sweep:
         "../../scripts/aggregate_sweep.py"
 
 
+# The index is the study's points, their files' paths and their parameters: a function of the
+# config alone (params), so it needs no input and is written at the start of a run. Asking for
+# every point file here would double Snakemake's search for the producer of each missing one
+# (the DAG's largest cost on large maps, benchmarks/README.md).
 rule point_index:
-    input:
-        # the sweep datasets, not the point files: the study's points are the sweeps' points,
-        # and asking for every missing point file a second time would double Snakemake's
-        # search for its producer (the DAG's largest cost on large maps, benchmarks/README.md)
-        sweep_datasets(),
     output:
         "results/points/index.csv",
     log:
