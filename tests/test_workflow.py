@@ -89,6 +89,9 @@ def test_cold_run_uses_the_default_profile_and_batches(cold):
 def test_sweep_datasets_stack_the_point_datasets(cold):
     ws, _ = cold
     points = ws / "results" / "points"
+    # small sweeps (< POOL_MIN_FILES files) take one core (aggregate_threads) and read in-process
+    log = (ws / "logs" / "aggregate" / "g_scan.log").read_text()
+    assert "g_scan: 4 point files, read and written by this process" in log
     with xr.open_dataset(ws / "results" / "sweeps" / "g_scan.nc") as g_scan, \
             xr.open_dataset(ws / "results" / "sweeps" / "g_omega_c_map.nc") as gmap:
         assert g_scan.ergotropy.dims == ("g", "case", "time")

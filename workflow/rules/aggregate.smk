@@ -15,7 +15,7 @@ rule aggregate_sweep:
         sweep=sweep_name_pattern(),
     conda:
         "../../envs/qbcat.yaml"
-    threads: config["aggregate"]["threads"]
+    threads: aggregate_threads
     resources:
         mem_mb=config["resources"]["aggregate"]["mem_mb"],
         runtime=config["resources"]["aggregate"]["runtime_min"],

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import qbcat
 from qbcat.workflow import status
+from qbcat.data.aggregate import POOL_MIN_FILES
 from qbcat.data.datasets import SHARE_DEFAULTS
 from qbcat.workflow.batches import (
     partition,
@@ -107,6 +108,14 @@ def sweep_point_files(wildcards):
     return [
         point_file(p) for p in STUDY.sweep_points[wildcards.sweep] if p not in FAILED
     ]
+
+
+def aggregate_threads(wildcards):
+    """The cores an aggregation job takes: config aggregate.threads for a sweep large enough
+    for reader processes (qbcat.data.aggregate.POOL_MIN_FILES point files), else 1, so that the
+    small sweeps of a study aggregate side by side."""
+    n_files = len(STUDY.sweep_points[wildcards.sweep])
+    return config["aggregate"]["threads"] if n_files >= POOL_MIN_FILES else 1
 
 
 def sweep_spec(wildcards):

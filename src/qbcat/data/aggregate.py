@@ -534,7 +534,10 @@ def write_sweep(
     # temporary of it was left by an interrupted aggregation, whatever its age
     remove_stale_temporaries(Path(output).parent, older_than_s=0, of=Path(output).name, log=log)
     files = list(files)
-    with _readers(threads if threads > 1 and len(files) >= POOL_MIN_FILES else 0) as pool:
+    workers = threads if threads > 1 and len(files) >= POOL_MIN_FILES else 0
+    log(f"aggregate {sweep.name}: {len(files)} point files, read "
+        + (f"by {workers} worker processes while this one writes" if workers else "and written by this process"))
+    with _readers(workers) as pool:
         table = check_points(sweep, files, allow_gaps, log, pool)
         if table.gaps:
             log(f"aggregate {sweep.name}: {len(table.gaps)} missing point(s) left as NaN: "
