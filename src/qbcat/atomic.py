@@ -49,15 +49,15 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-#: A temporary file of an atomic write (qbcat.data.datasets.write_netcdf) that has not been modified for
+#: A temporary file of an atomic write (:func:`atomic_output`) that has not been modified for
 #: this long has no live writer: a point file is written in one call, in seconds at most. So it
 #: was left by a killed run. Younger ones are left alone, since results/points may be shared by
 #: several runs (README, shared storage) and one of them may be writing it right now.
 STALE_AFTER_S = 3600.0
 
 
-#: The name tempfile.mkstemp gives the temporary of an atomic write of NAME (qbcat.data.datasets,
-#: qbcat.atomic): hidden, NAME, 8 random characters, then ``.tmp`` or NAME's own suffix.
+#: The name tempfile.mkstemp gives the temporary of an atomic write of NAME (:func:`atomic_output`):
+#: hidden, NAME, 8 random characters, then ``.tmp`` or NAME's own suffix.
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)$")
 
 
