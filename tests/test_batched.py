@@ -202,6 +202,43 @@ def test_a_failing_point_is_named_and_the_others_are_computed():
     assert all(np.all(np.isfinite(results[k].data["ergotropy"])) for k in results if k not in failed)
 
 
+def test_a_lane_refilled_from_the_queue_gives_each_point_its_result_alone():
+    """More points than lanes: a lane whose point is done (or failed) takes the next point of the
+    queue. Every point, refilled into whichever lane frees first, gives bit for bit its result
+    alone, and a failure early in the queue frees its lane without touching the others."""
+    shape = [dict(n_fock=5, nsteps=1, Omega=6.0, omega_d=9.0), dict(n_fock=5, Omega=6.0, omega_d=9.0, g=0.0),
+             dict(n_fock=5), dict(n_fock=5, g=0.45, omega_c=1.3, initial_qubit="plus"),
+             dict(n_fock=5, rtol=1e-10, atol=1e-12), dict(n_fock=5, kappa_1=0.3, gamma_D=0.0),
+             dict(n_fock=5, omega_a=1.4, Omega=0.1)]
+    points = [validate({**SHORT, **p}) for p in shape]
+    st = batched.structure(True, 5)
+    tlist = np.linspace(0.0, SHORT["t_max"], SHORT["n_t"])
+    queued = batched.integrate_group(points, st, tlist, lanes=2)
+    assert queued[0].status == batched.TOO_MANY_STEPS
+    assert all(r.status == batched.OK for r in queued[1:])
+    for p, q in zip(points, queued):
+        (alone,) = batched.integrate_group([p], st, tlist)
+        assert (q.status, q.steps, q.rejected) == (alone.status, alone.steps, alone.rejected)
+        if alone.status == batched.OK:
+            for name in alone.expect:
+                assert np.array_equal(q.expect[name], alone.expect[name]), name
+    assert len({r.steps for r in queued[1:]}) >= 4  # different work: lanes free at different times
+
+
+def test_the_queue_puts_the_hardest_points_first():
+    """Lanes drain on the last points of a queue: the harder ones (stronger coupling, larger
+    detuning or drive, tighter rtol) are queued first, and a call takes several lanes' worth."""
+    base = dict(n_fock=12)
+    easy, *harder = [validate({**base, **p}) for p in
+                     (dict(g=0.0), dict(g=0.5), dict(omega_c=1.5), dict(Omega=2.0), dict(rtol=1e-10))]
+    assert all(batched._difficulty(p) > batched._difficulty(easy) for p in harder)
+    st = batched.structure(True, 12)
+    lanes = batched.lanes_for(st)
+    assert batched.queue_for(st, 3001, lanes) == batched.QUEUE_LANES * lanes
+    # a very long time grid: the queue shrinks to its byte budget, never below the lanes
+    assert batched.queue_for(st, 10**7, lanes) == lanes
+
+
 def test_outputs_are_at_exactly_the_requested_times():
     traj = simulate(dict(n_fock=3, t_max=7.3, n_t=74))
     assert np.array_equal(traj.time, np.linspace(0.0, 7.3, 74))

@@ -41,8 +41,10 @@ from .solve import SimulationError, Trajectory, simulate_points
 CERTIFIED = ("ergotropy", "heat_current", "energy_cat")
 
 #: Points certified together: their runs are held in memory until the chunk is done (~2 x 0.45 MB
-#: a point at n_t 3001), and each round batches the chunk's runs.
-CHUNK = 128
+#: a point at n_t 3001: ~230 MB), and each round batches the chunk's runs. The kernel refills its
+#: lanes from a round's runs and ends draining them, so a longer queue idles less: 256 points fill
+#: the 32 lanes of n_fock 12 eight times over (qbcat.engine.batched.queue_for).
+CHUNK = 256
 
 
 def ladder(p: dict) -> list[int]:
