@@ -8,7 +8,7 @@ that is not swept.
 
 How it is built, and why:
 
-1. :func:`check_points` opens every point file's header once (attributes only), checks that
+1. :func:`check_points` opens every point file's header once (only the attributes it checks), checks that
    the file's parameters are the ones the sweep expects (:func:`qbcat.data.datasets.read_params`), and
    collects ids and sanity numbers. A missing or mismatching point is refused with a message
    naming the file, before anything is written (with ``allow_gaps`` a missing point is a NaN

@@ -18,7 +18,7 @@ stays fast.
 Point files: :func:`point_content` is the one definition of a point's content (the same
 variable and global attributes :func:`describe` gives); :func:`to_dataset` makes it an xarray
 Dataset, :func:`write_point` writes it with netCDF4 directly, as xarray would write that Dataset
-but ~3x cheaper (a point file then costs ~7 ms instead of ~20, next to ~40-100 ms of physics).
+but ~2.5x cheaper (~9 ms a point file instead of ~22, next to ~40-100 ms of physics).
 """
 
 from __future__ import annotations
@@ -505,7 +505,7 @@ def write_point(traj: Trajectory, path: str | os.PathLike, *, config_hash: str |
     The file holds :func:`point_content`, the content of :func:`to_dataset`, exactly as
     ``write_netcdf(to_dataset(traj), path, compress=False)`` writes it (same variables, dtypes,
     attributes; ``_FillValue`` NaN on the observables, none on the coordinate, CF 2.5.1), but
-    written with netCDF4 directly: 3x cheaper than through an xarray Dataset (benchmarks/README.md).
+    written with netCDF4 directly: ~2.5x cheaper than through an xarray Dataset (bench_io.py).
     Every variable is defined before any data is written: HDF5 then lays out the metadata once
     (interleaving definitions and writes doubles the cost). Uncompressed: zlib saves ~15% of a
     point file and costs more than the physics. Same temporary as :func:`write_netcdf`.
