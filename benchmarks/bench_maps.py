@@ -54,9 +54,9 @@ BARE_BATCHED = textwrap.dedent("""
 
     def half(items):
         from qbcat.engine.cutoff import simulate_certified
-        from qbcat.data.datasets import to_dataset, write_netcdf
+        from qbcat.data.datasets import write_point
         for k, traj in simulate_certified([p for p, _ in items]):  # as the workflow: with certificates
-            write_netcdf(to_dataset(traj), items[k][1], compress=False)
+            write_point(traj, items[k][1])
         return len(items)
 
     if __name__ == "__main__":

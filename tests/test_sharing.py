@@ -121,7 +121,7 @@ def results(tmp_path, trajectories):
     catalyzed, baseline = trajectories
     root = tmp_path / "results"
     for traj in [*catalyzed.values(), baseline]:
-        datasets.write_netcdf(datasets.to_dataset(traj), root / "points" / f"{datasets.point_id(traj.params)}.nc")
+        datasets.write_point(traj, root / "points" / f"{datasets.point_id(traj.params)}.nc")  # as the workflow
     sweep = build_sweep(catalyzed, baseline)
     datasets.write_netcdf(sweep, root / "sweeps" / "g.nc")
     analysis = late_ergotropy(sweep)

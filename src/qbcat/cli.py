@@ -52,13 +52,13 @@ def gather_parameters(config: str | None, assignments: list[str]) -> dict:
 def cmd_simulate(args) -> int:
     params = gather_parameters(args.config, args.set)
     from .engine.cutoff import describe, simulate_certified  # heavy imports only once input is known good
-    from .data.datasets import to_dataset, write_netcdf
+    from .data.datasets import write_point
 
     # as the workflow stores a point: a catalyzed point with its cutoff certificate
     ((_, traj),) = simulate_certified([params])
     if isinstance(traj, Exception):
         raise traj
-    write_netcdf(to_dataset(traj), args.output)
+    write_point(traj, args.output)
     print(f"wrote {args.output} ({traj.wall_time:.2f} s solver; {describe(traj.certificate)})", file=sys.stderr)
     return 0
 

@@ -14,6 +14,11 @@ made them, from the config's ``share:`` keys (:func:`share_attrs`). ``time`` is 
 so it is a generic coordinate, not a CF time coordinate (docs/sharing.md). QuTiP is not
 imported here (its version comes from the package metadata), so reading and checking datasets
 stays fast.
+
+Point files: :func:`point_content` is the one definition of a point's content (the same
+variable and global attributes :func:`describe` gives); :func:`to_dataset` makes it an xarray
+Dataset, :func:`write_point` writes it with netCDF4 directly, as xarray would write that Dataset
+but ~2.5x cheaper (~9 ms a point file instead of ~22, next to ~40-100 ms of physics).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -303,9 +309,9 @@ def variable_attrs(name: str) -> dict | None:
     return None
 
 
-def _coverage_content_type(ds: xr.Dataset, name: str) -> str:
+def _coverage_content_type(name: str, is_coord: bool) -> str:
     """ACDD-1.3 coverage_content_type: what kind of content a variable holds."""
-    if name in ds.coords:
+    if is_coord:
         return "coordinate"
     if name.startswith("sanity_") or name == "trace":
         return "qualityInformation"
@@ -319,6 +325,66 @@ def _dataset_id(attrs: dict) -> str | None:
     if isinstance(attrs.get("point_id"), str):
         return f"qbcat-point-{attrs['point_id']}"
     return None
+
+
+def _describe_variable(name: str, attrs: dict, is_coord: bool) -> None:
+    """Fill ``attrs`` (a variable's attributes, in place) as :func:`describe` does: ``units``,
+    ``long_name`` and ``comment`` from the tables unless set, and ``coverage_content_type``;
+    neither a table entry nor its own ``units``/``long_name``: ValueError naming the variable."""
+    known = variable_attrs(name) or {}
+    for key, value in known.items():
+        attrs.setdefault(key, value)
+    attrs.setdefault("coverage_content_type", _coverage_content_type(name, is_coord))
+    missing = [key for key in ("units", "long_name") if key not in attrs]
+    if missing:
+        raise ValueError(f"{name}: variable has no {' or '.join(missing)} and none is known; "
+                         "set it in the variable's attrs or add it to qbcat.data.datasets.VARIABLES")
+
+
+def _described_attrs(
+    old: dict,
+    *,
+    title: str,
+    summary: str,
+    config_hash: str | None = None,
+    history_entry: str = "written by qbcat",
+    share: dict | None = None,
+    dataset_id: str | None = None,
+) -> dict:
+    """The global attributes :func:`describe` gives a dataset whose attributes are ``old``."""
+    now = _utc_now()
+    line = f"{now}: {history_entry} (qbcat {__version__})"
+    history = str(old.get("history", "")).strip()
+    attrs = dict(CONVENTIONS)
+    attrs.update(
+        Conventions=CONVENTIONS_ATTR,
+        title=title,
+        summary=summary,
+        keywords="quantum battery, quantum catalysis, ergotropy, open quantum system, "
+        "Lindblad master equation, QuTiP",
+        references=REFERENCES,
+        project="qbcat: catalysis-enhanced qubit quantum battery",
+        processing_level="numerical solution of the Lindblad master equation (docs/conventions.md conventions)",
+        product_version=__version__,
+        comment=COMMENT,
+        naming_authority=NAMING_AUTHORITY,
+        date_created=now,
+        date_modified=now,
+        date_metadata_modified=now,
+        history=f"{history}\n{line}" if history else line,
+        **provenance(),
+    )
+    if share is not None:
+        attrs.update(share_attrs(share))
+    if config_hash is not None:
+        attrs["config_hash"] = config_hash
+    dataset_id = dataset_id or _dataset_id(old)
+    out = dict(old)
+    out.pop("id", None)
+    if dataset_id:
+        attrs["id"] = dataset_id
+    out.update(attrs)
+    return out
 
 
 def describe(
@@ -344,67 +410,40 @@ def describe(
     """
     out = ds.copy()
     for name in out.variables:
-        attrs = out[name].attrs
-        known = variable_attrs(name) or {}
-        for key, value in known.items():
-            attrs.setdefault(key, value)
-        attrs.setdefault("coverage_content_type", _coverage_content_type(out, name))
-        missing = [key for key in ("units", "long_name") if key not in attrs]
-        if missing:
-            raise ValueError(f"{name}: variable has no {' or '.join(missing)} and none is known; "
-                             "set it in the variable's attrs or add it to qbcat.data.datasets.VARIABLES")
-    now = _utc_now()
-    line = f"{now}: {history_entry} (qbcat {__version__})"
-    history = str(out.attrs.get("history", "")).strip()
-    attrs = dict(CONVENTIONS)
-    attrs.update(
-        Conventions=CONVENTIONS_ATTR,
-        title=title,
-        summary=summary,
-        keywords="quantum battery, quantum catalysis, ergotropy, open quantum system, "
-        "Lindblad master equation, QuTiP",
-        references=REFERENCES,
-        project="qbcat: catalysis-enhanced qubit quantum battery",
-        processing_level="numerical solution of the Lindblad master equation (docs/conventions.md conventions)",
-        product_version=__version__,
-        comment=COMMENT,
-        naming_authority=NAMING_AUTHORITY,
-        date_created=now,
-        date_modified=now,
-        date_metadata_modified=now,
-        history=f"{history}\n{line}" if history else line,
-        **provenance(),
-    )
-    if share is not None:
-        attrs.update(share_attrs(share))
-    if config_hash is not None:
-        attrs["config_hash"] = config_hash
-    dataset_id = dataset_id or _dataset_id(out.attrs)
-    out.attrs.pop("id", None)
-    if dataset_id:
-        attrs["id"] = dataset_id
-    out.attrs.update(attrs)
+        _describe_variable(name, out[name].attrs, name in out.coords)
+    out.attrs = _described_attrs(out.attrs, title=title, summary=summary, config_hash=config_hash,
+                                 history_entry=history_entry, share=share, dataset_id=dataset_id)
     return out
 
 
-def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
-               sanity_bounds: dict | None = None) -> xr.Dataset:
-    """The point dataset of a Trajectory (see module docstring), made self-describing.
+@dataclass
+class PointContent:
+    """Everything a point file holds, as plain arrays and dicts (:func:`point_content`)."""
+
+    time: np.ndarray  # the coordinate ``time``
+    time_attrs: dict
+    variables: dict  # observable name -> (float64 array on ``time``, attributes), in file order
+    attrs: dict  # global attributes
+
+
+def point_content(traj: Trajectory, *, config_hash: str | None = None,
+                  sanity_bounds: dict | None = None) -> PointContent:
+    """The content of the point dataset of a Trajectory (see module docstring), self-describing:
+    the one definition behind :func:`to_dataset` (an xarray Dataset) and :func:`write_point`
+    (the point file, written with netCDF4 directly).
 
     ``sanity_bounds`` (default :data:`DEFAULT_SANITY_BOUNDS`) set the flags ``sanity_ok`` and
     ``sanity_violations`` (:func:`sanity_attrs`); they are the bounds in force when the point was
     computed (attribute ``sanity_bounds``); a sweep dataset re-checks with the current ones."""
     p = traj.params
 
-    def attrs_of(name):
+    def attrs_of(name, is_coord=False):
         units, long_name, comment = VARIABLES[name]
-        return {"units": units, "long_name": long_name, "comment": comment}
+        attrs = {"units": units, "long_name": long_name, "comment": comment}
+        _describe_variable(name, attrs, is_coord)
+        return attrs
 
-    # built in one call: assigning variables one by one re-aligns the dataset each time
-    ds = xr.Dataset(
-        {name: ("time", np.asarray(values, dtype=float), attrs_of(name)) for name, values in traj.data.items()},
-        coords={"time": ("time", traj.time, attrs_of("time"))},
-    )
+    variables = {name: (np.asarray(values, dtype=float), attrs_of(name)) for name, values in traj.data.items()}
     attrs = {}
     for name, value in canonical(p).items():
         attrs[name] = int(value) if PARAMETERS[name].kind is bool else value
@@ -415,11 +454,10 @@ def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
     if traj.certificate is not None:  # qbcat.engine.cutoff: the chosen cutoff and its certificate
         attrs.update(traj.certificate.attrs(validate(p)))
     attrs["solver_wall_time_s"] = traj.wall_time
-    ds.attrs.update(attrs)
     case = "catalyzed" if p["catalyst"] else "uncatalyzed baseline"
     changed = ", ".join(f"{k}={v}" for k, v in canonical(p).items() if v != PARAMETERS[k].default)
-    return describe(
-        ds,
+    attrs = _described_attrs(
+        attrs,
         title=f"qbcat point {attrs['point_id']} ({case})",
         summary=f"Time series of the driven qubit battery's observables (ergotropy, energies, power, "
         f"heat current, net flux, Bloch vector) for one parameter point, {case}, from the Lindblad "
@@ -428,6 +466,69 @@ def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
         config_hash=config_hash,
         history_entry=f"qbcat.data.datasets.to_dataset: simulated point {attrs['point_id']}",
     )
+    return PointContent(np.asarray(traj.time), attrs_of("time", is_coord=True), variables, attrs)
+
+
+def to_dataset(traj: Trajectory, *, config_hash: str | None = None,
+               sanity_bounds: dict | None = None) -> xr.Dataset:
+    """The point dataset of a Trajectory (:func:`point_content`) as an xarray Dataset."""
+    c = point_content(traj, config_hash=config_hash, sanity_bounds=sanity_bounds)
+    # built in one call: assigning variables one by one re-aligns the dataset each time
+    return xr.Dataset(
+        {name: ("time", values, attrs) for name, (values, attrs) in c.variables.items()},
+        coords={"time": ("time", c.time, c.time_attrs)},
+        attrs=c.attrs,
+    )
+
+
+def netcdf_lock():
+    """The locks xarray's netCDF4 backend holds for every read and write, combined: libnetcdf and
+    HDF5 are not thread-safe, so every call into them made here holds the same locks."""
+    from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
+
+    return combine_locks([NETCDFC_LOCK, HDF5_LOCK])
+
+
+def _set_attrs(obj, attrs: dict) -> None:
+    """Set NetCDF attributes as xarray's netCDF4 backend does (a list of strings: NC_STRING array)."""
+    for key, value in attrs.items():
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            obj.setncattr_string(key, value)
+        else:
+            obj.setncattr(key, value)
+
+
+def write_point(traj: Trajectory, path: str | os.PathLike, *, config_hash: str | None = None,
+                sanity_bounds: dict | None = None) -> dict:
+    """Write the point file of a Trajectory atomically; return its global attributes.
+
+    The file holds :func:`point_content`, the content of :func:`to_dataset`, exactly as
+    ``write_netcdf(to_dataset(traj), path, compress=False)`` writes it (same variables, dtypes,
+    attributes; ``_FillValue`` NaN on the observables, none on the coordinate, CF 2.5.1), but
+    written with netCDF4 directly: ~2.5x cheaper than through an xarray Dataset (bench_io.py).
+    Every variable is defined before any data is written: HDF5 then lays out the metadata once
+    (interleaving definitions and writes doubles the cost). Uncompressed: zlib saves ~15% of a
+    point file and costs more than the physics. Same temporary as :func:`write_netcdf`.
+    """
+    import netCDF4
+
+    c = point_content(traj, config_hash=config_hash, sanity_bounds=sanity_bounds)
+    path = Path(path)
+    with atomic_output(path, suffix=".tmp") as tmp, netcdf_lock():
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            nc.createDimension("time", len(c.time))
+            made = []
+            for name, (values, attrs) in c.variables.items():
+                var = nc.createVariable(name, values.dtype, ("time",), fill_value=np.nan)
+                _set_attrs(var, attrs)
+                made.append((var, values))
+            var = nc.createVariable("time", c.time.dtype, ("time",), fill_value=None)
+            _set_attrs(var, c.time_attrs)
+            made.append((var, c.time))
+            _set_attrs(nc, c.attrs)
+            for var, values in made:
+                var[:] = values
+    return c.attrs
 
 
 def read_params(ds: xr.Dataset) -> dict:

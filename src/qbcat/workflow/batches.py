@@ -110,7 +110,7 @@ def run_batch(
     """
     from ..engine.cutoff import describe as describe_certificate
     from ..engine.cutoff import simulate_certified
-    from ..data.datasets import to_dataset, write_netcdf  # the engine, only when a batch really runs
+    from ..data.datasets import write_point  # the engine, only when a batch really runs
     from ..engine.solve import SimulationError
     from .status import progress_line
 
@@ -135,9 +135,8 @@ def run_batch(
         try:
             if isinstance(result, SimulationError):
                 raise result
-            ds = to_dataset(result, sanity_bounds=bounds)
-            # uncompressed: zlib saves ~15% of a point file and costs more than the physics
-            write_netcdf(ds, out, compress=False)
+            # the content of to_dataset, written with netCDF4 directly (uncompressed)
+            attrs = write_point(result, out, sanity_bounds=bounds)
         except Exception as exc:  # noqa: BLE001 - record it, run the others, fail the job at the end
             failure = PointFailure(pid, params, f"{type(exc).__name__}: {exc}")
             failures.append(failure)
@@ -153,11 +152,11 @@ def run_batch(
         log(f"[{done}/{n}] {pid} written in {now - last:.3f} s (solver {result.wall_time:.3f} s, "
             f"engine {result.params['engine']}; {now - start:.1f} s since the batch started{cutoff})")
         last = now
-        if not ds.attrs["sanity_ok"]:
-            log(f"[{done}/{n}] SANITY {pid} breaks the bounds: {ds.attrs['sanity_violations']}")
+        if not attrs["sanity_ok"]:
+            log(f"[{done}/{n}] SANITY {pid} breaks the bounds: {attrs['sanity_violations']}")
         if result.certificate is not None:
-            if not ds.attrs["cutoff_ok"]:  # loud: a number of this point may be truncation error
-                log(f"[{done}/{n}] CUTOFF {pid} fails its certificate: {ds.attrs['cutoff_violations']}")
+            if not attrs["cutoff_ok"]:  # loud: a number of this point may be truncation error
+                log(f"[{done}/{n}] CUTOFF {pid} fails its certificate: {attrs['cutoff_violations']}")
         log(progress_line(done - len(failures), n, len(failures), now - start))
     return failures
 
