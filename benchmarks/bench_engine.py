@@ -18,6 +18,14 @@ the GFLOP/s it reaches, next to a DGEMM (1000 x 1000, one thread) on the same co
 
     python benchmarks/bench_engine.py                    # everything (~10 min)
     python benchmarks/bench_engine.py --n-fock 12 --batches 64 --skip naive dynamiqs
+    python benchmarks/bench_engine.py --n-fock --skip startup   # the map section only (~2 min)
+
+Map points (``--map-points N``, default 512, 0 to skip): N points drawn at random from the
+100 x 100 g x omega_c map of bench_maps.py (n_fock 12), whose step counts differ by up to 4x.
+Integrated twice, side by side: in chunks of ``lanes`` points, a kernel call each (a chunk runs
+as long as its slowest point), and as the engine does it, a queue of points refilling its lanes
+(qbcat.engine.batched.iter_simulate). Lane efficiency: the steps the points needed over the
+lane-steps a run pays for (for the chunks: lanes x the slowest point's steps, per chunk).
 """
 
 from __future__ import annotations
@@ -156,6 +164,38 @@ def bench_dynamiqs(p: dict, ref: dict, n_batch: int) -> list[tuple[str, float, f
     return out
 
 
+def bench_map_points(n: int, seed: int = 2) -> None:
+    """Chunked kernel calls against the refilled queue on n points of the g x omega_c map."""
+    rng = np.random.default_rng(seed)
+    grid = [(g, wc) for g in np.linspace(0.0, 0.5, 100) for wc in np.linspace(0.5, 1.5, 100)]
+    picks = rng.choice(len(grid), size=n, replace=False)
+    points = [validate({**DEFAULT_POINT, "n_fock": 12, "g": float(grid[k][0]), "omega_c": float(grid[k][1])})
+              for k in picks]
+    st = batched.structure(True, 12)
+    lanes = batched.lanes_for(st)
+    tlist = np.linspace(0.0, DEFAULT_POINT["t_max"], DEFAULT_POINT["n_t"])
+    batched.integrate_group(points[:2], st, tlist)  # compiled (or loaded from the cache) first
+    order = sorted(range(n), key=lambda k: -batched._difficulty(points[k]))
+    print(f"map points: {n} points of the 100 x 100 g x omega_c map, n_fock 12, {lanes} lanes, one core; "
+          f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    start = time.perf_counter()
+    chunked = []
+    for s in range(0, n, lanes):
+        chunked += batched.integrate_group([points[k] for k in order[s:s + lanes]], st, tlist)
+    t_chunked = time.perf_counter() - start
+    steps = np.array([r.steps + r.rejected for r in chunked])
+    paid = sum(lanes * steps[s:s + lanes].max() for s in range(0, n, lanes))
+    start = time.perf_counter()
+    queued = batched.simulate_many(points)
+    t_queued = time.perf_counter() - start
+    assert all(np.array_equal(a.expect["ergotropy"], queued[k].data["ergotropy"])
+               for a, k in zip(chunked, order)), "a point's result must not depend on its scheduling"
+    print(f"  chunks of {lanes}, a call each:   {1e3 * t_chunked / n:6.1f} ms/point, lane efficiency "
+          f"{steps.sum() / paid:.2f} (steps {steps.min()}-{steps.max()} a point)")
+    print(f"  refilled queue (the engine):  {1e3 * t_queued / n:6.1f} ms/point; chunks / queue "
+          f"{t_chunked / t_queued:.2f}x (same numbers, bit for bit)")
+
+
 def startup(code: str, repeats: int = 3) -> float:
     return statistics.median(_timed(lambda: subprocess.run([sys.executable, "-c", code], check=True))
                              for _ in range(repeats))
@@ -163,11 +203,12 @@ def startup(code: str, repeats: int = 3) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-fock", type=int, nargs="+", default=[4, 12, 20])
+    ap.add_argument("--n-fock", type=int, nargs="*", default=[4, 12, 20])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip", nargs="*", default=[], choices=["qutip", "naive", "dynamiqs", "loose", "startup"])
     ap.add_argument("--naive-all", action="store_true", help="run the naive script at every n_fock")
+    ap.add_argument("--map-points", type=int, default=512, help="points of the map section (0: skip it)")
     args = ap.parse_args()
 
     gf = dgemm_gflops()
@@ -225,6 +266,9 @@ def main() -> int:
             if k in rows:
                 print(f"  {k} / best batched (default tolerances): {rows[k] / best:.1f}x")
         summary.append((n_fock, rows))
+        print()
+    if args.map_points:
+        bench_map_points(args.map_points)
         print()
     if "startup" not in args.skip:
         t_pass = startup("pass")

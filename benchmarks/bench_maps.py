@@ -25,6 +25,7 @@ machine's load are printed with each figure.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import platform
 import shutil
@@ -73,6 +74,27 @@ def simulation_jobs(output: str) -> int:
     return sum(1 for line in output.splitlines() if re.match(r"Job \d+: simulate \d+ point", line))
 
 
+def phases(output: str) -> dict:
+    """Rule group -> (first start, last finish) in seconds after Snakemake's first time stamp,
+    from its log: a line "[Thu Dec  3 21:05:12 2026]" precedes "rule NAME:" (a job starts) and
+    "Finished jobid: N (Rule: NAME)". The batch rules are one group, "simulate"."""
+    from datetime import datetime
+
+    stamp, first, spans = None, None, {}
+    for line in output.splitlines():
+        m = re.match(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", line.strip())
+        if m:
+            stamp = datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y").timestamp()
+            first = stamp if first is None else first
+            continue
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip()) or re.search(r"Finished jobid: \d+ \(Rule: (\w+)\)", line)
+        if m and stamp is not None:
+            name = "simulate" if m.group(1).startswith("simulate_batch_") else m.group(1)
+            lo, hi = spans.get(name, (math.inf, -math.inf))
+            spans[name] = (min(lo, stamp - first), max(hi, stamp - first))
+    return spans
+
+
 def bench_map21(root: Path) -> None:
     print("\n== 1. 21 x 21 map, n_fock 12, t_max 300, n_t 3001, cold, 2 cores ==", flush=True)
     walls = {}
@@ -102,6 +124,8 @@ def bench_big(root: Path, n: int) -> None:
     print(f"{n * n + 1} points: wall {run.wall:7.1f} s ({run.wall / 60:.1f} min), CPU {run.cpu:7.1f} s, "
           f"{simulation_jobs(run.output)} simulation jobs, peak RSS {run.rss:.0f} MiB, sweep "
           f"{sweep.stat().st_size / 2**20:.0f} MiB  ({load()})")
+    for name, (lo, hi) in sorted(phases(run.output).items(), key=lambda kv: kv[1]):
+        print(f"  {name:<24} {lo:6.0f} s -> {hi:6.0f} s ({hi - lo:5.0f} s)")
     if n == 100:
         print(f"target <= 10 minutes: {'met' if run.wall <= 600 else 'NOT met'}")
     shutil.rmtree(ws)

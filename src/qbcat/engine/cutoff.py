@@ -14,6 +14,16 @@ observable's units: hbar omega_0, per time for the heat current) and the top pop
 truncation error itself: it falls about 10x per 2 levels, so n_fock + 4 is already within a few
 percent of the converged answer (measured: benchmarks/README.md, "Photon cutoff").
 
+The reference run's tolerances: with a fixed n_fock the reference is run at
+``REFERENCE_LOOSENING`` (10) times the point's atol and rtol. It only has to be accurate to a small
+part of ``cutoff_tolerance``: at the default tolerances its own error in the certified observables
+is at most 2e-5 over the g x omega_c map of benchmarks/bench_maps.py (against 2e-6 for the point's
+run), 2 % of the default ``cutoff_tolerance`` 1e-3, and it costs ~40 % less (benchmarks/README.md,
+"Photon cutoff"). The point's own run, the numbers in its file, keeps the point's tolerances. The
+factor is fixed, not derived from ``cutoff_tolerance``, so that a fixed cutoff's thresholds only
+flag (they are not part of its identity); a certificate tighter than ~1e-4 needs a tighter rtol.
+With ``n_fock: auto`` the reference is a later rung's own run, at the point's tolerances.
+
 ``n_fock: auto``: the point is run up the ladder n_fock_min, n_fock_min + n_fock_step, ...,
 n_fock_max and keeps the first cutoff whose certificate passes (at n_fock_max it is kept and
 flagged if even that fails). A point's identity is its physics and this policy, not the cutoff
@@ -40,6 +50,9 @@ from .solve import SimulationError, Trajectory, simulate_points
 #: The observables a certificate compares (energy_cat: the catalyst's energy, the most sensitive).
 CERTIFIED = ("ergotropy", "heat_current", "energy_cat")
 
+#: A fixed cutoff's reference run is at this many times the point's atol and rtol (module doc).
+REFERENCE_LOOSENING = 10.0
+
 #: Points certified together: their runs are held in memory until the chunk is done (~2 x 0.45 MB
 #: a point at n_t 3001: ~230 MB), and each round batches the chunk's runs. The kernel refills its
 #: lanes from a round's runs and ends draining them, so a longer queue idles less: 256 points fill
@@ -62,6 +75,8 @@ class Certificate:
     n_fock_reference: int
     deviation: dict  # CERTIFIED name -> max_t |X_n - X_ref|
     top_population: float
+    reference_rtol: float = math.nan  # the reference run's tolerances (not known when re-flagged
+    reference_atol: float = math.nan  # from a sweep's variables)
 
     def violations(self, p: dict) -> list[str]:
         """What breaks the thresholds of point ``p`` (cutoff_tolerance, cutoff_top_tolerance)."""
@@ -83,6 +98,8 @@ class Certificate:
             "cutoff_n_fock_reference": self.n_fock_reference,
             **{f"cutoff_deviation_{name}": value for name, value in self.deviation.items()},
             "cutoff_top_population": self.top_population,
+            "cutoff_reference_rtol": self.reference_rtol,
+            "cutoff_reference_atol": self.reference_atol,
             "cutoff_ok": int(not broken),
             "cutoff_violations": "; ".join(broken) or "none",
         }
@@ -91,7 +108,8 @@ class Certificate:
 def certify(run: Trajectory, reference: Trajectory) -> Certificate:
     """The certificate of ``run`` against the same point's ``reference`` at a larger cutoff."""
     deviation = {name: float(np.max(np.abs(run.data[name] - reference.data[name]))) for name in CERTIFIED}
-    return Certificate(run.params["n_fock"], reference.params["n_fock"], deviation, run.top_population)
+    return Certificate(run.params["n_fock"], reference.params["n_fock"], deviation, run.top_population,
+                       reference.params["rtol"], reference.params["atol"])
 
 
 @dataclass
@@ -111,6 +129,16 @@ class _Search:
     @property
     def needed(self) -> tuple[int, int]:
         return self.n, self.n + self.params["cutoff_gap"]
+
+    def run_params(self, n: int) -> dict:
+        """The parameters of the run at cutoff n: the point's own, except the reference run of a
+        one-rung ladder (a fixed n_fock), which no later rung reuses: REFERENCE_LOOSENING x its
+        atol and rtol (module doc)."""
+        run = {**self.params, "n_fock": n}
+        if len(self.rungs) == 1 and n != self.n:
+            run["rtol"] = self.params["rtol"] * REFERENCE_LOOSENING
+            run["atol"] = self.params["atol"] * REFERENCE_LOOSENING
+        return run
 
 
 def simulate_certified(params_list: Sequence[dict], chunk: int = CHUNK
@@ -138,7 +166,7 @@ def _certify_chunk(open_: dict) -> Iterator[tuple[int, Trajectory | SimulationEr
     """Rounds: run what every open point needs next (in one batched call), then decide."""
     while open_:
         requests = [(i, n) for i, s in open_.items() for n in s.needed if n not in s.runs]
-        runs = [{**open_[i].params, "n_fock": n} for i, n in requests]
+        runs = [open_[i].run_params(n) for i, n in requests]
         for k, result in simulate_points(runs):
             i, n = requests[k]
             open_[i].runs[n] = result

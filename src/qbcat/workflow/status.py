@@ -53,8 +53,8 @@ ENGINE_COST = {
     "batched": (7.0e-3, 4.7e-5),
 }
 #: Seconds per point that do not grow with t_max or n_fock: the point's dataset built and
-#: written (qbcat.data.datasets.to_dataset + write_netcdf, uncompressed, n_t 3001: ~0.012 s measured).
-WRITE_S = 0.012
+#: written (qbcat.data.datasets.write_point, n_t 3001: ~0.009 s measured, benchmarks/bench_io.py).
+WRITE_S = 0.009
 #: The engine a point without an ``engine`` parameter runs on.
 DEFAULT_ENGINE = "batched"
 REFERENCE_T_MAX = 300.0
