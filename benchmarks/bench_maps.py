@@ -75,23 +75,32 @@ def simulation_jobs(output: str) -> int:
 
 
 def phases(output: str) -> dict:
-    """Rule group -> (first start, last finish) in seconds after Snakemake's first time stamp,
-    from its log: a line "[Thu Dec  3 21:05:12 2026]" precedes "rule NAME:" (a job starts) and
-    "Finished jobid: N (Rule: NAME)". The batch rules are one group, "simulate"."""
+    """Rule group -> (first start, last finish) in seconds after Snakemake's start (its "Date:"
+    line), from its log: a time stamp "[Thu Dec  3 21:05:12 2026]" precedes a job's start
+    ("Job N: <message>", or "rule NAME:" ... "jobid: N" for a job without message) and its end
+    ("Finished jobid: N (Rule: NAME)"). The batch rules are one group, "simulate"."""
     from datetime import datetime
 
-    stamp, first, spans = None, None, {}
+    stamp, zero, started, spans = None, None, {}, {}
     for line in output.splitlines():
-        m = re.match(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", line.strip())
+        text = line.strip()
+        m = re.match(r"^Date: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", text)
+        if m and zero is None:
+            zero = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+        m = re.match(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", text)
         if m:
             stamp = datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y").timestamp()
-            first = stamp if first is None else first
+            zero = stamp if zero is None else zero
             continue
-        m = re.match(r"^(?:local)?rule (\w+):$", line.strip()) or re.search(r"Finished jobid: \d+ \(Rule: (\w+)\)", line)
+        m = re.match(r"^Job (\d+): ", text) or re.match(r"^jobid: (\d+)$", text)
         if m and stamp is not None:
-            name = "simulate" if m.group(1).startswith("simulate_batch_") else m.group(1)
+            started.setdefault(int(m.group(1)), stamp)
+            continue
+        m = re.search(r"Finished jobid: (\d+) \(Rule: (\w+)\)", text)
+        if m and stamp is not None:
+            name = "simulate" if m.group(2).startswith("simulate_batch_") else m.group(2)
             lo, hi = spans.get(name, (math.inf, -math.inf))
-            spans[name] = (min(lo, stamp - first), max(hi, stamp - first))
+            spans[name] = (min(lo, started.get(int(m.group(1)), stamp) - zero), max(hi, stamp - zero))
     return spans
 
 
